@@ -1,0 +1,61 @@
+# seqq developer entry points. `make test` and `make demo` work on a fresh clone: each creates
+# .venv when missing, installs torch==2.13.0 (the local CPU wheel) before anything else, so no
+# dependency can pull a CUDA build, then the project with its dev extras.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SEQQ := $(VENV)/bin/seqq
+TORCH_PIN ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+# Nothing phones home from tests, CI or the demo.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install lint format test test-quick test-integration redis demo bench ui-check clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	@touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check shared scheduler worker tests
+	$(VENV)/bin/ruff format --check shared scheduler worker tests
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format shared scheduler worker tests
+	$(VENV)/bin/ruff check --fix shared scheduler worker tests
+
+redis:
+	@bash scripts/ensure-redis.sh
+
+# Everything, as CI runs it: lint, types, unit tests, integration tests with real processes.
+test: install redis lint
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS) tests
+
+# Quick iteration: unit tests only (no worker processes).
+test-quick: install
+	$(PY) -m pytest -q -m "not integration" -x $(PYTEST_ARGS) tests
+
+test-integration: install redis
+	$(PY) -m pytest -q -ra -m integration $(PYTEST_ARGS) tests
+
+# Trains an LSTM and a simple RNN on the built-in corpus and prints them side by side.
+demo: install
+	SEQQ_HOME=$${SEQQ_HOME:-$$HOME/.seqq} bash scripts/demo.sh $(SEQQ)
+
+bench: install
+	$(PY) tests/bench/train_overhead.py
+	$(PY) tests/bench/data_pipeline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""The client's side of Redis and Celery: reachability, sending jobs, reading live progress.
+
+Jobs are sent by task name (`seqq.train`) with the job id as the Celery task id, JSON only;
+the client never imports the worker. Cancellation is a Redis flag the worker polls, because
+Celery's `revoke` is forgotten on restart and cannot stop a running job cleanly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared import names
+from shared.errors import ServiceUnavailableError
+from shared.settings import Settings, mask_url
+from shared.spec import TrainSpec
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+
+CANCEL_TTL_S = 30 * 24 * 3600
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A Redis connection that has answered a ping (one-line error otherwise)."""
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(
+        settings.broker_url,
+        socket_connect_timeout=settings.job_timeout,
+        socket_timeout=settings.job_timeout,
+    )
+    try:
+        client.ping()
+    except (redis_lib.exceptions.RedisError, OSError) as exc:
+        raise ServiceUnavailableError(
+            f"cannot reach Redis at {mask_url(settings.broker_url)} ({exc.__class__.__name__}); "
+            "start it with `redis-server` or set SEQQ_BROKER_URL"
+        ) from None
+    return client
+
+
+def celery_app(settings: Settings) -> Celery:
+    from shared.celery_app import make_app
+
+    return make_app(settings)
+
+
+def route(spec: TrainSpec, conn: redis.Redis) -> str:
+    """The queue a spec goes to: by device, `auto` preferring a live GPU worker."""
+    if spec.device == "cuda":
+        return names.QUEUE_GPU
+    if spec.device == "cpu":
+        return names.QUEUE_CPU
+    for key in conn.scan_iter(match=names.worker_key("*"), count=100):
+        queues = conn.hget(key, "queues") or b""
+        if names.QUEUE_GPU in queues.decode().split(","):
+            return names.QUEUE_GPU
+    return names.QUEUE_CPU
+
+
+def send_job(app: Celery, job_id: str, spec: TrainSpec, queue: str) -> None:
+    app.send_task(
+        names.TASK_TRAIN,
+        kwargs={"job_id": job_id, "spec": spec.model_dump(mode="json")},
+        task_id=job_id,
+        queue=queue,
+        routing_key=queue,
+    )
+
+
+@dataclass
+class LiveState:
+    """What Celery knows about a job right now."""
+
+    state: str  # PENDING, STARTED, PROGRESS, SUCCESS, FAILURE, REVOKED, ...
+    info: dict[str, Any]
+
+
+def live_state(app: Celery, job_id: str) -> LiveState:
+    result = app.AsyncResult(job_id)
+    info = result.info
+    return LiveState(result.state, info if isinstance(info, dict) else {})
+
+
+def request_cancel(conn: redis.Redis, job_id: str) -> None:
+    conn.set(names.cancel_key(job_id), b"1", ex=CANCEL_TTL_S)

@@ -1,0 +1,182 @@
+"""Terminal output: errors on stderr, live progress bars, job tables and summaries.
+
+Everything a command prints goes through here, so every command looks the same and `--json`
+output stays pure (nothing but the JSON object on stdout).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True)
+
+
+def error(message: str) -> None:
+    """One line on stderr; the caller exits with the error's code."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_time(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+
+
+def make_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def stats_text(info: dict[str, Any]) -> str:
+    parts = [f"loss {fmt(info.get('train_loss'), 3)}"]
+    if info.get("val_loss") is not None:
+        parts.append(f"val {fmt(info.get('val_loss'), 3)}")
+    if info.get("tokens_per_sec"):
+        parts.append(f"{info['tokens_per_sec'] / 1000:.1f}k chars/s")
+    return "  ".join(parts)
+
+
+def progress_update(progress: Progress, task: TaskID, info: dict[str, Any]) -> None:
+    """Advance a bar by steps, or by seconds when a time budget ends the job first."""
+    budget = info.get("time_budget")
+    max_steps = info.get("max_steps") or 1
+    if budget and (
+        max_steps >= 10**8 or info.get("elapsed_s", 0) / budget > info.get("step", 0) / max_steps
+    ):
+        progress.update(
+            task,
+            total=budget,
+            completed=min(info.get("elapsed_s", 0), budget),
+            stats=stats_text(info),
+        )
+    else:
+        progress.update(
+            task, total=max_steps, completed=info.get("step", 0), stats=stats_text(info)
+        )
+
+
+class ProgressReporter:
+    """The embedded run's reporter: a live bar; Ctrl-C asks the job to stop (twice: abort)."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.bar = progress
+        self.task = task
+        self._stop = False
+        self._previous = signal.getsignal(signal.SIGINT)
+
+    def __enter__(self) -> ProgressReporter:
+        signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, *_: Any) -> None:
+        if self._stop:
+            raise KeyboardInterrupt
+        self._stop = True
+        err_console.print("stopping after this step (checkpoint kept); Ctrl-C again to abort")
+
+    def progress(self, info: dict[str, Any]) -> None:
+        progress_update(self.bar, self.task, info)
+
+    def cancelled(self) -> bool:
+        return self._stop
+
+
+def jobs_table(jobs: list[dict[str, Any]]) -> Table:
+    table = Table(show_lines=False)
+    for column in ("job", "status", "model", "name", "step", "val loss", "test loss", "started"):
+        table.add_column(column)
+    colours = {
+        "FINISHED": "green",
+        "FAILED": "red",
+        "KILLED": "yellow",
+        "RUNNING": "cyan",
+        "QUEUED": "blue",
+    }
+    for job in jobs:
+        step = fmt(job.get("step"))
+        if job.get("max_steps") and job.get("status") in ("RUNNING", "QUEUED"):
+            step = f"{fmt(job.get('step') or 0)}/{job['max_steps']}"
+        colour = colours.get(job["status"], "white")
+        table.add_row(
+            job["job_id"],
+            f"[{colour}]{job['status']}[/]",
+            fmt(job.get("model")),
+            fmt(job.get("name")),
+            step,
+            fmt(job.get("val_loss")),
+            fmt(job.get("test_loss")),
+            fmt_time(job.get("start_time")),
+        )
+    return table
+
+
+def job_panel(job: dict[str, Any]) -> Table:
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in job.items():
+        if value is not None:
+            shown = fmt_time(value) if key.endswith("_time") else fmt(value)
+            table.add_row(key.replace("_", " "), shown)
+    return table
+
+
+def wait_for(job_id: str, app: Any, poll_s: float = 0.5) -> str:
+    """Follow a queued job with a live bar until Celery reports it done; its final Celery state."""
+    from scheduler.broker import live_state
+
+    with make_progress() as progress:
+        task = progress.add_task(f"job {job_id[:8]}", total=None, stats="queued")
+        while True:
+            live = live_state(app, job_id)
+            if live.state in ("SUCCESS", "FAILURE", "REVOKED", "IGNORED"):
+                if live.info.get("step"):
+                    progress_update(
+                        progress, task, {**live.info, "max_steps": live.info.get("step")}
+                    )
+                return live.state
+            if live.info.get("step") is not None:
+                progress_update(progress, task, live.info)
+            elif live.state == "STARTED":
+                progress.update(task, stats="preparing data and model")
+            time.sleep(poll_s)

@@ -1,0 +1,204 @@
+"""Client operations on jobs: submit, run here, status, list, cancel.
+
+Each function does all its checks before its first side effect, so bad input leaves nothing
+behind: no dataset upload, no MLflow run, no message in the queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scheduler import broker, tracking
+from shared import names
+from shared.dataset import LocalDataset, check_prompts, resolve_dataset
+from shared.errors import JobNotFoundError, ServiceUnavailableError
+from shared.settings import Settings
+from shared.spec import TrainSpec
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from worker.job import JobOutcome
+    from worker.train import Reporter
+
+STATUS_LABEL = {"SCHEDULED": "QUEUED"}
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What `seqq submit` prints: where the job went and where to watch it."""
+
+    job_id: str
+    experiment_id: str
+    queue: str
+    url: str
+
+
+def check_inputs(spec: TrainSpec, settings: Settings) -> LocalDataset:
+    """Every client-side check of a spec's data, with no side effect."""
+    dataset = resolve_dataset(spec.data, settings.cache_dir)
+    check_prompts(spec.sample.prompts, dataset)
+    return dataset
+
+
+def _register(
+    client: MlflowClient,
+    spec: TrainSpec,
+    dataset: LocalDataset,
+    settings: Settings,
+    queue: str,
+    parent_run_id: str | None = None,
+) -> tuple[TrainSpec, str]:
+    """Upload the corpus (once per hash) and create the run; the resolved spec and run id."""
+    uri = tracking.publish_dataset(client, dataset, settings)
+    data = spec.data.model_copy(update={"uri": uri, "sha256": dataset.sha256})
+    resolved = spec.model_copy(update={"data": data})
+    run_id = tracking.create_job_run(client, resolved, dataset, settings, queue, parent_run_id)
+    return resolved, run_id
+
+
+def submit(spec: TrainSpec, settings: Settings, parent_run_id: str | None = None) -> Submission:
+    """Validate, upload the corpus, create the run and enqueue the job."""
+    dataset = check_inputs(spec, settings)
+    conn = broker.redis_client(settings)
+    client = tracking.tracking_client(settings)
+    queue = broker.route(spec, conn)
+    app = broker.celery_app(settings)
+    resolved, run_id = _register(client, spec, dataset, settings, queue, parent_run_id)
+    try:
+        broker.send_job(app, run_id, resolved, queue)
+    except Exception as exc:
+        client.delete_run(run_id)
+        raise ServiceUnavailableError(
+            f"could not enqueue the job ({exc.__class__.__name__}); nothing was submitted"
+        ) from None
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return Submission(
+        run_id, experiment_id, queue, tracking.run_url(settings, experiment_id, run_id)
+    )
+
+
+def run_here(
+    spec: TrainSpec, settings: Settings, reporter: Reporter, parent_run_id: str | None = None
+) -> tuple[JobOutcome, str]:
+    """Train in this process through the same job function a worker runs (no broker)."""
+    dataset = check_inputs(spec, settings)
+    client = tracking.tracking_client(settings)
+    resolved, run_id = _register(client, spec, dataset, settings, "local", parent_run_id)
+    from worker.job import run_job  # the only place the client side imports torch
+
+    outcome = run_job(run_id, resolved, reporter, settings)
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return outcome, tracking.run_url(settings, experiment_id, run_id)
+
+
+def _get_run(client: MlflowClient, job_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(job_id)
+    except MlflowException:
+        raise JobNotFoundError(f"job {job_id}: no such job in this tracking store") from None
+
+
+def describe(run: Any, live: broker.LiveState | None) -> dict[str, Any]:
+    """One job as a flat JSON-able record (MLflow for what is recorded, Celery for what is live)."""
+    data = run.data
+    status = STATUS_LABEL.get(run.info.status, run.info.status)
+    info = live.info if live and live.state == names.STATE_PROGRESS and status == "RUNNING" else {}
+    return {
+        "job_id": run.info.run_id,
+        "status": status,
+        "model": data.tags.get(names.TAG_MODEL) or data.params.get("model.cell"),
+        "name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
+        "queue": data.tags.get(names.TAG_QUEUE),
+        "step": info.get("step", _int(data.tags.get(names.TAG_STEPS))),
+        "max_steps": info.get("max_steps", _int(data.params.get("optim.max_steps"))),
+        "train_loss": info.get("train_loss", data.metrics.get(names.METRIC_TRAIN_LOSS)),
+        "val_loss": info.get("val_loss") or data.metrics.get(names.METRIC_VAL_LOSS),
+        "test_loss": data.metrics.get(names.METRIC_TEST_LOSS),
+        "tokens_per_sec": info.get("tokens_per_sec", data.metrics.get(names.METRIC_TOKENS_PER_SEC)),
+        "device": data.tags.get(names.TAG_DEVICE),
+        "worker": data.tags.get(names.TAG_WORKER_HOST),
+        "error": data.tags.get(names.TAG_ERROR),
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+    }
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _live(settings: Settings, job_id: str) -> broker.LiveState | None:
+    """Celery's view of a job, or None when Redis is down (MLflow still answers)."""
+    try:
+        broker.redis_client(settings)
+    except ServiceUnavailableError:
+        return None
+    return broker.live_state(broker.celery_app(settings), job_id)
+
+
+def status(job_id: str, settings: Settings) -> dict[str, Any]:
+    client = tracking.tracking_client(settings)
+    run = _get_run(client, job_id)
+    live = _live(settings, job_id) if run.info.status not in TERMINAL else None
+    return describe(run, live)
+
+
+def list_jobs(
+    settings: Settings, limit: int = 20, experiment: str | None = None
+) -> list[dict[str, Any]]:
+    client = tracking.tracking_client(settings)
+    if experiment:
+        found = client.get_experiment_by_name(experiment)
+        experiment_ids = [found.experiment_id] if found else []
+    else:
+        experiment_ids = [
+            e.experiment_id
+            for e in client.search_experiments()
+            if e.name != names.DATASET_EXPERIMENT
+        ]
+    if not experiment_ids:
+        return []
+    runs = client.search_runs(
+        experiment_ids,
+        filter_string=f"tags.`{names.TAG_KIND}` = 'job'",
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
+    needs_live = any(r.info.status == "RUNNING" for r in runs)
+    app = None
+    if needs_live:
+        try:
+            broker.redis_client(settings)
+            app = broker.celery_app(settings)
+        except ServiceUnavailableError:
+            app = None
+    return [
+        describe(
+            r, broker.live_state(app, r.info.run_id) if app and r.info.status == "RUNNING" else None
+        )
+        for r in runs
+    ]
+
+
+def cancel(job_id: str, settings: Settings) -> str:
+    """Ask a job to stop; a queued job is ended KILLED at once. Returns what happened."""
+    conn = broker.redis_client(settings)
+    client = tracking.tracking_client(settings)
+    run = _get_run(client, job_id)
+    if run.info.status in TERMINAL:
+        return f"job {job_id} already ended {run.info.status}"
+    broker.request_cancel(conn, job_id)
+    if run.info.status == "SCHEDULED":
+        client.set_tag(job_id, names.TAG_ERROR, "cancelled before it started")
+        client.set_terminated(job_id, "KILLED")
+        return f"job {job_id} cancelled before it started (KILLED)"
+    return f"job {job_id} asked to stop; it ends KILLED at its next step"

@@ -1,0 +1,172 @@
+"""The client's side of MLflow: reachability, experiments, datasets and job runs.
+
+Every function imports mlflow inside, so only the commands that talk to the tracking store pay
+its start-up cost. The client creates each job's run (status SCHEDULED, params = the flattened
+spec, tags, the spec file, the dataset input) before the job is sent, so the run exists - and
+can be compared - from the moment of submission.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared import names
+from shared.dataset import LocalDataset
+from shared.errors import ServiceUnavailableError
+from shared.settings import Settings, mask_url
+from shared.spec import TrainSpec
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+def check_tracking(settings: Settings) -> None:
+    """Fail fast, in one line, when the tracking server does not answer."""
+    uri = settings.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=settings.job_timeout):
+                return
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ServiceUnavailableError(
+                f"cannot reach MLflow at {mask_url(uri)} ({reason}); start it with "
+                "`mlflow server --backend-store-uri sqlite:///mlflow.db` or set SEQQ_MLFLOW_URI"
+            ) from None
+    elif settings.tracking_is_local:
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def tracking_client(settings: Settings) -> MlflowClient:
+    """An MlflowClient with bounded retries, after a reachability check."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.job_timeout)))
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    check_tracking(settings)
+    from mlflow import MlflowClient
+
+    return MlflowClient(settings.tracking_uri)
+
+
+def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> str:
+    """The experiment's id, creating it (with artifacts beside a local store, not in the cwd)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = None
+    if settings.tracking_is_local:
+        location = (settings.artifact_root / name).resolve().as_uri()
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except MlflowException:  # created concurrently by another client
+        again = client.get_experiment_by_name(name)
+        if again is None:
+            raise
+        return str(again.experiment_id)
+
+
+def publish_dataset(client: MlflowClient, dataset: LocalDataset, settings: Settings) -> str:
+    """The artifact URI of the corpus, uploading it only if no earlier upload has its hash."""
+    experiment_id = ensure_experiment(client, names.DATASET_EXPERIMENT, settings)
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{names.TAG_DATASET_SHA256}` = '{dataset.sha256}' "
+        "and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    filename = dataset.path.name
+    if found:
+        return f"runs:/{found[0].info.run_id}/{names.ARTIFACT_DATASET}/{filename}"
+    run = client.create_run(
+        experiment_id,
+        run_name=f"{dataset.name}-{dataset.sha256[:12]}",
+        tags={
+            names.TAG_DATASET_SHA256: dataset.sha256,
+            names.TAG_DATASET_NAME: dataset.name,
+            names.TAG_KIND: "dataset",
+        },
+    )
+    try:
+        client.log_artifact(run.info.run_id, str(dataset.path), names.ARTIFACT_DATASET)
+    except Exception:
+        client.set_terminated(run.info.run_id, "FAILED")
+        raise
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return f"runs:/{run.info.run_id}/{names.ARTIFACT_DATASET}/{filename}"
+
+
+def create_job_run(
+    client: MlflowClient,
+    spec: TrainSpec,
+    dataset: LocalDataset,
+    settings: Settings,
+    queue: str,
+    parent_run_id: str | None = None,
+) -> str:
+    """Create the job's run (SCHEDULED) with params, tags, spec and dataset input; its id."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag, Param, RunTag
+
+    experiment_id = ensure_experiment(client, spec.run.experiment, settings)
+    tags = {
+        names.TAG_KIND: "job",
+        names.TAG_MODEL: spec.model.cell,
+        names.TAG_QUEUE: queue,
+        names.TAG_DATASET_SHA256: dataset.sha256,
+        names.TAG_DATASET_NAME: dataset.name,
+        **spec.run.tags,
+    }
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(experiment_id, run_name=spec.run.name, tags=tags)
+    run_id = run.info.run_id
+    try:
+        client.log_batch(
+            run_id,
+            params=[Param(k, v) for k, v in spec.flat().items()],
+            tags=[RunTag(names.TAG_JOB_ID, run_id)],
+        )
+        client.log_text(
+            run_id, json.dumps(spec.model_dump(mode="json"), indent=2), names.ARTIFACT_SPEC
+        )
+        source = spec.data.uri or str(dataset.path)
+        client.log_inputs(
+            run_id,
+            datasets=[
+                DatasetInput(
+                    Dataset(
+                        name=dataset.name,
+                        digest=dataset.sha256[:16],
+                        source_type="seqq",
+                        source=source,
+                        profile=json.dumps({"num_chars": dataset.n_chars}),
+                    ),
+                    tags=[InputTag("mlflow.data.context", "training")],
+                )
+            ],
+        )
+        client.update_run(run_id, status="SCHEDULED")
+    except Exception:
+        client.delete_run(run_id)
+        raise
+    return run_id
+
+
+def run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
+    """Where a person opens the run: the server's UI, or `mlflow ui`'s default address."""
+    uri = settings.tracking_uri
+    base = mask_url(uri).rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def ui_hint(settings: Settings) -> str:
+    """The command that opens the MLflow UI on this store."""
+    if settings.tracking_is_local:
+        return f"mlflow ui --backend-store-uri {settings.tracking_uri}"
+    return f"open {mask_url(settings.tracking_uri)}"

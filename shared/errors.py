@@ -1,0 +1,55 @@
+"""The error tree. Every error seqq raises on purpose derives from `SeqqError`.
+
+Each class says when it is raised and carries the exit code the CLI uses for it, so the CLI can
+turn any of them into one line on stderr and a non-zero exit without knowing where it came from.
+"""
+
+from __future__ import annotations
+
+
+class SeqqError(Exception):
+    """Root of all errors seqq raises deliberately; the message is one line for a person."""
+
+    exit_code = 1
+
+
+class SpecError(SeqqError):
+    """Raised when a training spec (file or flags) fails validation; names every bad field."""
+
+    exit_code = 2
+
+
+class DataError(SeqqError):
+    """Raised when a dataset is missing, empty, not text, too short to split, or fails its hash."""
+
+    exit_code = 2
+
+
+class ServiceUnavailableError(SeqqError):
+    """Raised when Redis or the MLflow tracking server does not answer at its address."""
+
+    exit_code = 3
+
+
+class JobNotFoundError(SeqqError):
+    """Raised when a job id matches no MLflow run."""
+
+    exit_code = 4
+
+
+class JobFailedError(SeqqError):
+    """Raised by `--wait` style commands when the job they follow ends FAILED or KILLED."""
+
+    exit_code = 1
+
+
+class TrainingError(SeqqError):
+    """Raised inside a job when training cannot go on (non-finite loss, bad prompt, ...)."""
+
+
+class JobCancelledError(SeqqError):
+    """Raised inside a job when its cancel flag is seen; the job ends KILLED, not FAILED."""
+
+
+class CheckpointError(SeqqError):
+    """Raised when a checkpoint cannot be read or does not describe a model seqq can build."""

@@ -1,0 +1,84 @@
+"""Wire names: everything two processes must spell the same way.
+
+Task names, queue names, MLflow tag and metric keys and Redis key prefixes are protocol, not
+implementation details: a client on one machine and a worker on another agree on these strings
+and nothing else. Change one here and both sides follow; never spell one inline elsewhere.
+"""
+
+from __future__ import annotations
+
+# Celery task names (sent by name: the client never imports the worker).
+TASK_TRAIN = "seqq.train"
+TASK_REAP = "seqq.reap"
+
+# Queues. Jobs route by the spec's device; `cpu` is the fallback every CPU worker drains.
+QUEUE_CPU = "cpu"
+QUEUE_GPU = "gpu"
+QUEUES = (QUEUE_CPU, QUEUE_GPU)
+
+# MLflow experiments.
+DEFAULT_EXPERIMENT = "seqq"
+DATASET_EXPERIMENT = "seqq-datasets"
+
+# MLflow tags.
+TAG_JOB_ID = "seqq.job_id"
+TAG_KIND = "seqq.kind"  # "job" for a training run, "dataset" for an uploaded corpus
+TAG_MODEL = "seqq.model"
+TAG_DATASET_SHA256 = "seqq.dataset.sha256"
+TAG_DATASET_NAME = "seqq.dataset.name"
+TAG_QUEUE = "seqq.queue"
+TAG_WORKER_HOST = "seqq.worker.host"
+TAG_DEVICE = "seqq.device"
+TAG_PRECISION = "seqq.precision"
+TAG_TORCH_VERSION = "seqq.torch_version"
+TAG_SEQQ_VERSION = "seqq.version"
+TAG_ERROR = "seqq.error"
+TAG_RESUMES = "seqq.resumes"
+TAG_STEPS = "seqq.steps"  # optimizer steps trained when the run ended
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_RUN_NAME = "mlflow.runName"
+
+# MLflow metric keys. Shared by every model so the UI overlays runs' curves.
+METRIC_TRAIN_LOSS = "train_loss"
+METRIC_VAL_LOSS = "val_loss"
+METRIC_VAL_BPC = "val_bpc"
+METRIC_LR = "lr"
+METRIC_TOKENS_PER_SEC = "tokens_per_sec"
+METRIC_TEST_LOSS = "test_loss"
+METRIC_TEST_BPC = "test_bpc"
+METRIC_ELAPSED = "elapsed_s"
+
+# Artifact paths inside a run.
+ARTIFACT_SPEC = "spec.json"
+ARTIFACT_VOCAB = "vocab.json"
+ARTIFACT_CHECKPOINTS = "checkpoints"
+ARTIFACT_SAMPLES = "samples"
+ARTIFACT_DATASET = "dataset"
+CHECKPOINT_FILE = "checkpoint.pt"
+FINAL_CHECKPOINT = "final"
+
+# Celery custom state carrying live progress in its meta.
+STATE_PROGRESS = "PROGRESS"
+
+# Redis keys.
+REDIS_PREFIX = "seqq:"
+
+
+def cancel_key(job_id: str) -> str:
+    """Redis key whose presence asks the job to stop (survives worker restarts)."""
+    return f"{REDIS_PREFIX}cancel:{job_id}"
+
+
+def lease_key(job_id: str) -> str:
+    """Redis key holding the lease of the worker that trains this job."""
+    return f"{REDIS_PREFIX}lease:{job_id}"
+
+
+def worker_key(name: str) -> str:
+    """Redis key under which a live worker announces itself (expires when it dies)."""
+    return f"{REDIS_PREFIX}worker:{name}"
+
+
+def checkpoint_dir_name(step: int) -> str:
+    """Folder name of the checkpoint taken after `step` optimizer steps."""
+    return f"step-{step:08d}"

@@ -1,0 +1,100 @@
+"""Infrastructure settings, read once from `SEQQ_*` environment variables.
+
+Where things are (broker, tracking store, caches) and how much of the machine to use. None of
+this belongs in a spec: the same spec re-runs against any deployment.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """seqq's deployment settings; each field is the env var `SEQQ_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="SEQQ_", frozen=True, extra="ignore")
+
+    broker_url: str = Field(
+        "redis://localhost:6379/0",
+        description="Redis URL of the Celery broker (redis:// or rediss://).",
+    )
+    result_backend: str | None = Field(
+        None, description="Celery result backend; default: broker_url."
+    )
+    mlflow_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; default: MLFLOW_TRACKING_URI, else a local SQLite store.",
+    )
+    home: Path = Field(Path.home() / ".seqq", description="Local state: embedded store, caches.")
+    data_roots: str = Field(
+        "", description="os.pathsep-separated folders a worker may read local datasets from."
+    )
+    torch_threads: int = Field(
+        0, ge=0, description="Torch threads per job; 0 = cores / concurrency."
+    )
+    visibility_timeout: int = Field(
+        7 * 24 * 3600, ge=60, description="Seconds before Redis re-delivers an unacknowledged job."
+    )
+    job_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for Redis/MLflow to answer."
+    )
+
+    @property
+    def backend_url(self) -> str:
+        return self.result_backend or self.broker_url
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow store: explicit setting, then MLFLOW_TRACKING_URI, then embedded SQLite."""
+        uri = self.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        return uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def tracking_is_local(self) -> bool:
+        """True for a SQLite store on this machine (artifacts then live under `home`)."""
+        return self.tracking_uri.startswith("sqlite:")
+
+    @property
+    def artifact_root(self) -> Path:
+        """Where a local store keeps artifacts (beside the SQLite file, not in the cwd)."""
+        db = self.tracking_uri.removeprefix("sqlite:///")
+        return Path(db).parent / "artifacts" if self.tracking_is_local else self.home / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.home / "checkpoints"
+
+    @property
+    def allowed_data_roots(self) -> list[Path]:
+        return [Path(p).resolve() for p in self.data_roots.split(os.pathsep) if p]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by '***', safe to print or log."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -1,0 +1,121 @@
+"""Helpers for tests that drive real processes: the CLI, workers, services."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+SEQQ = str(Path(sys.executable).parent / "seqq")
+
+# A model small enough to train in seconds on 2 cores, big enough to learn something.
+TINY = [
+    "--data",
+    str(CORPUS),
+    "--hidden-size",
+    "32",
+    "--num-layers",
+    "1",
+    "--embedding-dim",
+    "16",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "16",
+    "--max-steps",
+    "80",
+    "--eval-every",
+    "20",
+    "--sample-every",
+    "40",
+    "--checkpoint-every",
+    "40",
+    "--lr",
+    "0.01",
+]
+
+
+def base_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEQQ_", "MLFLOW_"))}
+    env.update(
+        SEQQ_HOME=str(home),
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
+        PYTHONUNBUFFERED="1",
+        COLUMNS="200",
+    )
+    env.update(extra)
+    return env
+
+
+def seqq(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `seqq` console script."""
+    return subprocess.run([SEQQ, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def seqq_json(args: list[str], env: dict[str, str], timeout: float = 300) -> Any:
+    done = seqq([*args, "--json"], env, timeout)
+    assert done.returncode == 0, f"seqq {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads(done.stdout)
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2
+) -> Any:
+    """Poll until `predicate()` is truthy (returning it) or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Worker:
+    """A real `seqq worker` process, its output captured to a log file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, args: list[str] | None = None) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [SEQQ, "worker", *(args or [])],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log()}")
+            return " ready." in self.log()
+
+        wait_until(ready, timeout, "the worker to be ready")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=timeout)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()

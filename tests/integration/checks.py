@@ -1,0 +1,90 @@
+"""Assertions about a finished job, read back with MLflow's own client."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared import names
+from shared.dataset import split_bounds
+from shared.spec import TrainSpec
+from worker import checkpoint
+from worker.data import encode_bytes, eval_windows
+from worker.train import evaluate
+
+
+def assert_finished_job(tracking_uri: str, run_id: str, tmp: Path, expect: dict[str, str]) -> None:
+    """Every promise the spine makes about a finished run (see issue 2's test list)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED", run.data.tags.get(names.TAG_ERROR)
+
+    # Params are exactly the flattened spec, which is also stored as spec.json.
+    spec_path = client.download_artifacts(run_id, names.ARTIFACT_SPEC, str(tmp))
+    spec = TrainSpec.model_validate(json.loads(Path(spec_path).read_text()))
+    assert run.data.params == spec.flat()
+    for key, value in expect.items():
+        assert run.data.params[key] == value, key
+
+    tags = run.data.tags
+    assert tags[names.TAG_JOB_ID] == run_id
+    assert tags[names.TAG_DATASET_SHA256] == spec.data.sha256
+    for key in (
+        names.TAG_WORKER_HOST,
+        names.TAG_DEVICE,
+        names.TAG_TORCH_VERSION,
+        names.TAG_SEQQ_VERSION,
+        names.TAG_PRECISION,
+    ):
+        assert tags.get(key), key
+    assert run.inputs.dataset_inputs, "the dataset is recorded as a run input"
+    assert run.inputs.dataset_inputs[0].dataset.name
+
+    # Validation loss: finite, logged with explicit increasing steps, lower at the end.
+    history = client.get_metric_history(run_id, names.METRIC_VAL_LOSS)
+    steps = [m.step for m in history]
+    assert steps == sorted(set(steps)) and steps[0] == 0
+    values = [m.value for m in history]
+    assert all(math.isfinite(v) for v in values)
+    assert values[-1] < values[0]
+    for key in (
+        names.METRIC_TRAIN_LOSS,
+        names.METRIC_LR,
+        names.METRIC_TOKENS_PER_SEC,
+        names.METRIC_TEST_LOSS,
+        names.METRIC_TEST_BPC,
+        names.METRIC_VAL_BPC,
+    ):
+        assert key in run.data.metrics, key
+
+    # The final checkpoint loads with weights_only and reproduces the logged final val loss.
+    ckpt_path = client.download_artifacts(
+        run_id,
+        f"{names.ARTIFACT_CHECKPOINTS}/{names.FINAL_CHECKPOINT}/{names.CHECKPOINT_FILE}",
+        str(tmp),
+    )
+    payload = checkpoint.load(Path(ckpt_path))
+    model, vocab = checkpoint.restore_model(payload)
+    assert payload["step"] == steps[-1]
+    corpus_vocab, ids = encode_bytes(Path(spec.data.dataset).read_bytes())
+    assert corpus_vocab == vocab
+    start, end = split_bounds(len(ids), spec.data).val
+    windows = eval_windows(
+        np.asarray(ids[start:end]), spec.data.seq_len, spec.optim.batch_size, spec.run.eval_batches
+    )
+    torch.set_num_threads(1)
+    reproduced = evaluate(model, torch.from_numpy(windows), spec.optim.batch_size)
+    assert abs(reproduced - values[-1]) < 1e-4
+
+    # Samples: non-empty text over the vocabulary.
+    samples = client.list_artifacts(run_id, names.ARTIFACT_SAMPLES)
+    assert samples
+    text = Path(client.download_artifacts(run_id, samples[-1].path, str(tmp))).read_text()
+    assert len(text) > spec.sample.length
+    assert set(text) <= set(vocab.chars)

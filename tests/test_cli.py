@@ -1,0 +1,130 @@
+"""The `seqq` command line as a person meets it: help, bad input, services that are down."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import CORPUS, base_env, seqq
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+DEAD_MLFLOW = "http://127.0.0.1:1"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Services pointed at closed ports: a command that gets past validation fails loudly."""
+    return base_env(tmp_path / "home", SEQQ_BROKER_URL=DEAD_REDIS, SEQQ_MLFLOW_URI=DEAD_MLFLOW)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    return lines[0]
+
+
+def test_client_modules_import_neither_torch_nor_mlflow() -> None:
+    code = (
+        "import sys, scheduler.cli, scheduler.jobs, scheduler.broker, scheduler.tracking, "
+        "shared.spec, shared.settings, shared.dataset, shared.celery_app\n"
+        "heavy = [m for m in ('torch', 'mlflow') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_lists_every_command() -> None:
+    done = seqq(["--help"], base_env(Path("/nonexistent")))
+    assert done.returncode == 0
+    for command in ("run", "submit", "status", "list", "cancel", "worker"):
+        assert f" {command} " in done.stdout
+
+
+def test_submit_rejects_negative_learning_rate_with_exit_2_naming_the_field(env: dict[str, str]) -> None:
+    done = seqq(["submit", "--lr", "-1", "--data", str(CORPUS)], env)
+    assert done.returncode == 2
+    assert "optim.lr" in one_line_error(done)
+
+
+def test_submit_reports_every_bad_field_at_once(env: dict[str, str]) -> None:
+    done = seqq(["submit", "--model", "transformer", "--hidden-size", "0", "--dropout", "1.5"], env)
+    assert done.returncode == 2
+    line = one_line_error(done)
+    for field in ("model.cell", "model.hidden_size", "model.dropout"):
+        assert field in line
+
+
+def test_spec_file_with_unknown_key_is_rejected(env: dict[str, str], tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("model:\n  cell: lstm\n  hiden_size: 3\n")
+    done = seqq(["submit", "-f", str(spec)], env)
+    assert done.returncode == 2
+    assert "model.hiden_size" in one_line_error(done)
+
+
+def test_flags_override_the_spec_file(env: dict[str, str], tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"model": {"cell": "transformer"}}')
+    done = seqq(["submit", "-f", str(spec), "--model", "gru", "--hidden-size", "-3"], env)
+    assert done.returncode == 2
+    line = one_line_error(done)
+    assert "model.hidden_size" in line and "model.cell" not in line
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "not found"), (b"", "empty"), (b"\x00\x01binary", "not text"), (b"\xff\xfe\xfa abc", "UTF-8")],
+)
+def test_bad_data_file_is_refused_naming_the_file(
+    env: dict[str, str], tmp_path: Path, content: bytes | None, problem: str
+) -> None:
+    path = tmp_path / "corpus.txt"
+    if content is not None:
+        path.write_bytes(content)
+    done = seqq(["submit", "--data", str(path)], env)
+    assert done.returncode == 2
+    line = one_line_error(done)
+    assert str(path) in line and problem in line
+
+
+def test_corpus_too_short_for_seq_len_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "short.txt"
+    path.write_text("to be or not to be " * 20)
+    done = seqq(["run", "--data", str(path), "--seq-len", "64"], env)
+    assert done.returncode == 2
+    assert "seq_len" in one_line_error(done)
+
+
+def test_unreachable_redis_fails_fast_naming_the_address_and_hiding_the_password(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "home", SEQQ_BROKER_URL="redis://:hunter2@127.0.0.1:1/0",
+                   SEQQ_MLFLOW_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    started = time.monotonic()
+    done = seqq(["submit", "--data", str(CORPUS)], env)
+    assert time.monotonic() - started < 10
+    assert done.returncode == 3
+    line = one_line_error(done)
+    assert "127.0.0.1:1" in line and "redis-server" in line
+    assert "hunter2" not in done.stderr + done.stdout
+    assert not (tmp_path / "mlflow.db").exists(), "no MLflow run may be created"
+
+
+def test_unreachable_mlflow_fails_fast_naming_the_address(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "home", SEQQ_MLFLOW_URI=DEAD_MLFLOW)
+    started = time.monotonic()
+    done = seqq(["run", "--data", str(CORPUS)], env)
+    assert time.monotonic() - started < 10
+    assert done.returncode == 3
+    line = one_line_error(done)
+    assert DEAD_MLFLOW in line and "mlflow server" in line
+
+
+def test_status_of_unknown_job_is_a_one_line_error(tmp_path: Path) -> None:
+    env = base_env(tmp_path / "home", SEQQ_MLFLOW_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = seqq(["status", "0" * 32], env)
+    assert done.returncode == 4
+    assert "no such job" in one_line_error(done)

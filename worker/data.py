@@ -1,0 +1,157 @@
+"""Corpus preprocessing: character vocabulary, vectorised encoding, splits, batches.
+
+Encoding never loops over characters in Python: the text's code points become a NumPy array
+and a lookup table maps them to ids in one pass. Ids are stored in the narrowest unsigned type
+that holds the vocabulary (uint8 for most corpora) and cached on disk by the dataset's sha256
+and the tokenisation settings, so the second job on a corpus skips preprocessing entirely.
+One-hot input is never built here: the model builds it per batch on the training device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.dataset import SplitBounds, split_bounds
+from shared.errors import DataError
+from shared.spec import DataSpec
+
+# Bump when the encoding changes, so old caches are never read by new code.
+TOKENIZER_VERSION = "char-v1"
+_CHUNK_CHARS = 1 << 24  # bounds the memory of the non-ASCII path
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """The sorted distinct characters of a corpus; id i is `chars[i]`."""
+
+    chars: str
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.chars)}
+        try:
+            return np.array([index[c] for c in text], dtype=np.int64)
+        except KeyError as exc:
+            raise DataError(f"character {exc.args[0]!r} is not in the vocabulary") from None
+
+    def decode(self, ids: list[int] | np.ndarray) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    """The narrowest unsigned integer type that holds every id."""
+    if vocab_size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if vocab_size <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def encode_bytes(raw: bytes) -> tuple[Vocab, np.ndarray]:
+    """Vocabulary and ids of UTF-8 text, vectorised; ASCII skips decoding altogether."""
+    if raw.isascii():
+        points = np.frombuffer(raw, dtype=np.uint8)
+        present = np.bincount(points, minlength=128) > 0
+        alphabet = np.flatnonzero(present)
+        lut = np.zeros(256, dtype=id_dtype(len(alphabet)))
+        lut[alphabet] = np.arange(len(alphabet))
+        return Vocab("".join(map(chr, alphabet))), lut[points]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"dataset is not UTF-8 text (bad byte at {exc.start})") from None
+    # Two passes over bounded chunks: first the alphabet, then the ids.
+    present = np.zeros(0x110000, dtype=bool)
+    for start in range(0, len(text), _CHUNK_CHARS):
+        present[_code_points(text[start : start + _CHUNK_CHARS])] = True
+    alphabet = np.flatnonzero(present)
+    dtype = id_dtype(len(alphabet))
+    lut = np.zeros(0x110000, dtype=dtype)
+    lut[alphabet] = np.arange(len(alphabet))
+    ids = np.empty(len(text), dtype=dtype)
+    for start in range(0, len(text), _CHUNK_CHARS):
+        chunk = _code_points(text[start : start + _CHUNK_CHARS])
+        ids[start : start + len(chunk)] = lut[chunk]
+    return Vocab("".join(map(chr, alphabet))), ids
+
+
+def normalise(raw: bytes, data: DataSpec) -> bytes:
+    """Apply the spec's tokenisation settings to the raw corpus."""
+    if data.lowercase:
+        return raw.decode("utf-8").lower().encode("utf-8")
+    return raw
+
+
+def cache_key(sha256: str, data: DataSpec) -> str:
+    """Cache entries differ whenever the dataset or a tokenisation setting differs."""
+    flags = "lower" if data.lowercase else "raw"
+    return f"{sha256}-{TOKENIZER_VERSION}-{flags}"
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """An encoded corpus and its contiguous train / validation / test splits."""
+
+    vocab: Vocab
+    ids: np.ndarray
+    bounds: SplitBounds
+    cache_hit: bool = False
+
+    def split(self, name: str) -> np.ndarray:
+        start, end = getattr(self.bounds, name)
+        return self.ids[start:end]
+
+
+def load_corpus(path: Path, sha256: str, data: DataSpec, cache_dir: Path) -> Corpus:
+    """The encoded corpus, from the cache when this dataset and settings were seen before."""
+    key = cache_key(sha256, data)
+    ids_file = cache_dir / f"{key}.npy"
+    vocab_file = cache_dir / f"{key}.vocab.json"
+    if ids_file.exists() and vocab_file.exists():
+        vocab = Vocab(json.loads(vocab_file.read_text(encoding="utf-8"))["chars"])
+        ids = np.load(ids_file, mmap_mode="r")
+        return Corpus(vocab, ids, split_bounds(len(ids), data), cache_hit=True)
+    vocab, ids = encode_bytes(normalise(path.read_bytes(), data))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Write then rename: a crash mid-write never leaves a cache entry that looks complete.
+    tmp = ids_file.with_name(f".{ids_file.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, ids)
+    tmp.replace(ids_file)
+    tmp_vocab = vocab_file.with_name(f".{vocab_file.name}.{os.getpid()}.tmp")
+    tmp_vocab.write_text(json.dumps({"chars": vocab.chars}), encoding="utf-8")
+    tmp_vocab.replace(vocab_file)
+    return Corpus(vocab, ids, split_bounds(len(ids), data), cache_hit=False)
+
+
+def sample_batch(
+    split: np.ndarray, seq_len: int, batch_size: int, seed: int, step: int
+) -> np.ndarray:
+    """A (batch, seq_len + 1) int64 array of random windows, determined by (seed, step) alone.
+
+    Deriving the generator from the step means a resumed job draws exactly the batches the
+    uninterrupted job would have, with no RNG state to checkpoint.
+    """
+    rng = np.random.default_rng([seed, step])
+    starts = rng.integers(0, len(split) - seq_len, size=batch_size)
+    return split[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64)
+
+
+def eval_windows(split: np.ndarray, seq_len: int, batch_size: int, max_batches: int) -> np.ndarray:
+    """The same non-overlapping (seq_len + 1)-windows from the start of a split, every time."""
+    n_windows = min((len(split) - 1) // seq_len, batch_size * max_batches)
+    if n_windows < 1:
+        raise DataError(f"split of {len(split)} characters is shorter than seq_len + 1")
+    starts = np.arange(n_windows) * seq_len
+    return split[starts[:, None] + np.arange(seq_len + 1)].astype(np.int64)

@@ -1,0 +1,202 @@
+"""One job, start to end: the function both `seqq run` (embedded) and the Celery task call.
+
+It re-validates the spec, marks the MLflow run RUNNING with the worker's tags, resolves and
+preprocesses the data, builds the model, resumes from the newest checkpoint the job has,
+trains, and ends the run FINISHED, KILLED (cancelled) or FAILED with the reason in a tag.
+Whatever happens, the run is never left RUNNING by a job that returns or raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import socket
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from shared import names
+from shared.dataset import sha256_file
+from shared.errors import JobCancelledError, SeqqError, SpecError
+from shared.settings import Settings, get_settings
+from shared.spec import TrainSpec, format_validation_error
+from worker import checkpoint
+from worker.data import load_corpus
+from worker.dataset import fetch_dataset
+from worker.model import CharRNN
+from worker.tracking import RunLogger, configure_mlflow_env, with_retry
+from worker.train import Reporter, Trainer, resolve_device, resolve_precision
+
+log = logging.getLogger(__name__)
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+
+
+@dataclass
+class JobOutcome:
+    """How a job ended, as the Celery result and `seqq run` summary carry it."""
+
+    job_id: str
+    status: str
+    step: int = 0
+    final_val_loss: float | None = None
+    best_val_loss: float | None = None
+    test_loss: float | None = None
+    elapsed_s: float | None = None
+    chars_per_s: float | None = None
+    device: str | None = None
+    precision: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        # JSON has no NaN/inf: send None instead.
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in asdict(self).items()
+        }
+
+
+@lru_cache(maxsize=1)
+def seqq_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seqq")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of seqq's own source when it runs from a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def configure_threads(settings: Settings) -> None:
+    """Torch threads = this worker's share of the cores (never oversubscribe)."""
+    threads = settings.torch_threads or os.cpu_count() or 1
+    torch.set_num_threads(max(1, threads))
+
+
+def run_job(
+    job_id: str,
+    spec_data: dict[str, Any] | TrainSpec,
+    reporter: Reporter,
+    settings: Settings | None = None,
+) -> JobOutcome:
+    """Train the job's spec into its MLflow run (run id = job id); never leaves it RUNNING."""
+    settings = settings or get_settings()
+    configure_mlflow_env()
+    from mlflow import MlflowClient
+    from mlflow.entities import RunTag
+
+    client = MlflowClient(settings.tracking_uri)
+    run = with_retry(client.get_run, job_id, deadline_s=120)
+    if run.info.status in TERMINAL:
+        log.info("job %s already %s; standing down", job_id, run.info.status)
+        return JobOutcome(job_id, run.info.status)
+
+    logger: RunLogger | None = None
+    trainer: Trainer | None = None
+    outcome = JobOutcome(job_id, "FAILED")
+    try:
+        try:
+            spec = (
+                spec_data
+                if isinstance(spec_data, TrainSpec)
+                else TrainSpec.model_validate(spec_data)
+            )
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(exc)) from None
+        if reporter.cancelled():
+            raise JobCancelledError("cancelled before it started")
+        configure_threads(settings)
+        device = resolve_device(spec.device)
+        precision = resolve_precision(spec.precision, device)
+        outcome.device, outcome.precision = device_name(device), precision
+        tags = {
+            names.TAG_WORKER_HOST: socket.gethostname(),
+            names.TAG_DEVICE: outcome.device,
+            names.TAG_PRECISION: precision,
+            names.TAG_TORCH_VERSION: torch.__version__,
+            names.TAG_SEQQ_VERSION: seqq_version(),
+        }
+        if commit := git_commit():
+            tags[names.TAG_GIT_COMMIT] = commit
+        with_retry(client.log_batch, job_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        with_retry(client.update_run, job_id, status="RUNNING")
+        logger = RunLogger(client, job_id)
+
+        path = fetch_dataset(spec.data, settings)
+        sha = spec.data.sha256 or sha256_file(path)
+        corpus = load_corpus(path, sha, spec.data, settings.cache_dir / "encoded")
+        vocab_file = Path(tempfile.mkdtemp(prefix="seqq-vocab-")) / names.ARTIFACT_VOCAB
+        vocab_file.write_text(json.dumps({"chars": corpus.vocab.chars}), encoding="utf-8")
+        logger.artifact(vocab_file, delete_after=True)
+
+        torch.manual_seed(spec.run.seed)
+        model = CharRNN.from_spec(spec.model, corpus.vocab.size)
+        ckpt_dir = settings.checkpoint_dir / job_id
+        resume_path = checkpoint.newest_local(settings.checkpoint_dir, job_id)
+        resume = checkpoint.load(resume_path) if resume_path else None
+        trainer = Trainer(
+            spec, corpus, model, device, precision, logger, reporter, ckpt_dir, resume
+        )
+        result = trainer.run()
+        outcome.status = "FINISHED"
+        outcome.step = result.step
+        outcome.final_val_loss = result.final_val_loss
+        outcome.best_val_loss = result.best_val_loss
+        outcome.test_loss = result.test_loss
+        outcome.elapsed_s = result.elapsed_s
+        outcome.chars_per_s = result.chars_per_s
+    except JobCancelledError as exc:
+        outcome.status, outcome.error = "KILLED", str(exc)
+    except SeqqError as exc:
+        outcome.status, outcome.error = "FAILED", str(exc)
+    except Exception as exc:  # an unexpected bug: still end the run, with the reason
+        log.exception("job %s crashed", job_id)
+        outcome.status, outcome.error = "FAILED", f"{exc.__class__.__name__}: {exc}"
+    except KeyboardInterrupt:
+        outcome.status, outcome.error = "KILLED", "interrupted"
+        raise
+    finally:
+        if trainer is not None:
+            outcome.step = trainer.step
+        _finish(client, job_id, logger, outcome)
+    return outcome
+
+
+def _finish(client: Any, job_id: str, logger: RunLogger | None, outcome: JobOutcome) -> None:
+    """Deliver everything queued, then end the run with its status (and reason)."""
+    if logger is not None and not logger.close(timeout=600):
+        outcome.status = "FAILED"
+        outcome.error = (outcome.error or "") + " (some metrics could not be delivered to MLflow)"
+    if outcome.error:
+        with_retry(client.set_tag, job_id, names.TAG_ERROR, outcome.error[:5000])
+    if outcome.step:
+        with_retry(client.set_tag, job_id, names.TAG_STEPS, str(outcome.step))
+    with_retry(client.set_terminated, job_id, outcome.status)
