@@ -50,23 +50,31 @@ def _register(
     settings: Settings,
     queue: str,
     parent_run_id: str | None = None,
+    run_name: str | None = None,
 ) -> tuple[TrainSpec, str]:
     """Upload the corpus (once per hash) and create the run; the resolved spec and run id."""
     uri = tracking.publish_dataset(client, dataset, settings)
     data = spec.data.model_copy(update={"uri": uri, "sha256": dataset.sha256})
     resolved = spec.model_copy(update={"data": data})
-    run_id = tracking.create_job_run(client, resolved, dataset, settings, queue, parent_run_id)
+    run_id = tracking.create_job_run(
+        client, resolved, dataset, settings, queue, parent_run_id, run_name
+    )
     return resolved, run_id
 
 
-def submit(spec: TrainSpec, settings: Settings, parent_run_id: str | None = None) -> Submission:
+def submit(
+    spec: TrainSpec,
+    settings: Settings,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+) -> Submission:
     """Validate, upload the corpus, create the run and enqueue the job."""
     dataset = check_inputs(spec, settings)
     conn = broker.redis_client(settings)
     client = tracking.tracking_client(settings)
     queue = broker.route(spec, conn)
     app = broker.celery_app(settings)
-    resolved, run_id = _register(client, spec, dataset, settings, queue, parent_run_id)
+    resolved, run_id = _register(client, spec, dataset, settings, queue, parent_run_id, run_name)
     try:
         broker.send_job(app, run_id, resolved, queue)
     except Exception as exc:
@@ -81,12 +89,16 @@ def submit(spec: TrainSpec, settings: Settings, parent_run_id: str | None = None
 
 
 def run_here(
-    spec: TrainSpec, settings: Settings, reporter: Reporter, parent_run_id: str | None = None
+    spec: TrainSpec,
+    settings: Settings,
+    reporter: Reporter,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
 ) -> tuple[JobOutcome, str]:
     """Train in this process through the same job function a worker runs (no broker)."""
     dataset = check_inputs(spec, settings)
     client = tracking.tracking_client(settings)
-    resolved, run_id = _register(client, spec, dataset, settings, "local", parent_run_id)
+    resolved, run_id = _register(client, spec, dataset, settings, "local", parent_run_id, run_name)
     from worker.job import run_job  # the only place the client side imports torch
 
     outcome = run_job(run_id, resolved, reporter, settings)

@@ -109,6 +109,7 @@ def create_job_run(
     settings: Settings,
     queue: str,
     parent_run_id: str | None = None,
+    run_name: str | None = None,
 ) -> str:
     """Create the job's run (SCHEDULED) with params, tags, spec and dataset input; its id."""
     from mlflow.entities import Dataset, DatasetInput, InputTag, Param, RunTag
@@ -124,7 +125,7 @@ def create_job_run(
     }
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(experiment_id, run_name=spec.run.name, tags=tags)
+    run = client.create_run(experiment_id, run_name=run_name or spec.run.name, tags=tags)
     run_id = run.info.run_id
     try:
         client.log_batch(

@@ -45,7 +45,9 @@ def test_help_lists_every_command() -> None:
         assert f" {command} " in done.stdout
 
 
-def test_submit_rejects_negative_learning_rate_with_exit_2_naming_the_field(env: dict[str, str]) -> None:
+def test_submit_rejects_negative_learning_rate_with_exit_2_naming_the_field(
+    env: dict[str, str],
+) -> None:
     done = seqq(["submit", "--lr", "-1", "--data", str(CORPUS)], env)
     assert done.returncode == 2
     assert "optim.lr" in one_line_error(done)
@@ -78,7 +80,12 @@ def test_flags_override_the_spec_file(env: dict[str, str], tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [(None, "not found"), (b"", "empty"), (b"\x00\x01binary", "not text"), (b"\xff\xfe\xfa abc", "UTF-8")],
+    [
+        (None, "not found"),
+        (b"", "empty"),
+        (b"\x00\x01binary", "not text"),
+        (b"\xff\xfe\xfa abc", "UTF-8"),
+    ],
 )
 def test_bad_data_file_is_refused_naming_the_file(
     env: dict[str, str], tmp_path: Path, content: bytes | None, problem: str
@@ -100,9 +107,14 @@ def test_corpus_too_short_for_seq_len_is_refused(env: dict[str, str], tmp_path: 
     assert "seq_len" in one_line_error(done)
 
 
-def test_unreachable_redis_fails_fast_naming_the_address_and_hiding_the_password(tmp_path: Path) -> None:
-    env = base_env(tmp_path / "home", SEQQ_BROKER_URL="redis://:hunter2@127.0.0.1:1/0",
-                   SEQQ_MLFLOW_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_unreachable_redis_fails_fast_naming_the_address_and_hiding_the_password(
+    tmp_path: Path,
+) -> None:
+    env = base_env(
+        tmp_path / "home",
+        SEQQ_BROKER_URL="redis://:hunter2@127.0.0.1:1/0",
+        SEQQ_MLFLOW_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
     started = time.monotonic()
     done = seqq(["submit", "--data", str(CORPUS)], env)
     assert time.monotonic() - started < 10

@@ -159,6 +159,9 @@ def run_job(
 
         torch.manual_seed(spec.run.seed)
         model = CharRNN.from_spec(spec.model, corpus.vocab.size)
+        logger.call(
+            lambda: client.set_tag(job_id, names.TAG_NUM_PARAMS, str(model.num_parameters()))
+        )
         ckpt_dir = settings.checkpoint_dir / job_id
         resume_path = checkpoint.newest_local(settings.checkpoint_dir, job_id)
         resume = checkpoint.load(resume_path) if resume_path else None

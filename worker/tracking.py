@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +48,6 @@ def with_retry(call: Any, *args: Any, deadline_s: float = 600.0, **kwargs: Any) 
             delay = min(delay * 2, 10.0)
 
 
-@dataclass
-class _Upload:
-    local_path: Path
-    artifact_path: str | None
-    delete_after: bool
-
-
 class RunLogger:
     """Asynchronous, batched, outage-tolerant metric and artifact logging for one run."""
 
@@ -63,7 +56,7 @@ class RunLogger:
         self.run_id = run_id
         self.flush_interval = flush_interval
         self._metrics: deque[Any] = deque()
-        self._uploads: deque[_Upload] = deque()
+        self._calls: deque[Callable[[], object]] = deque()
         self._cond = threading.Condition()
         self._closing = False
         self._busy = False
@@ -85,8 +78,19 @@ class RunLogger:
     def artifact(
         self, local_path: Path, artifact_path: str | None = None, delete_after: bool = False
     ) -> None:
+        """Upload a file (in order, after the metrics queued before it); optionally delete it."""
+
+        def upload() -> None:
+            self.client.log_artifact(self.run_id, str(local_path), artifact_path)
+            if delete_after:
+                local_path.unlink(missing_ok=True)
+
+        self.call(upload)
+
+    def call(self, fn: Callable[[], object]) -> None:
+        """Run any tracking call in the background, retried until it succeeds."""
         with self._cond:
-            self._uploads.append(_Upload(local_path, artifact_path, delete_after))
+            self._calls.append(fn)
             self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -95,7 +99,7 @@ class RunLogger:
         with self._cond:
             self._flush_requested = True
             self._cond.notify_all()
-            while self._metrics or self._uploads or self._busy:
+            while self._metrics or self._calls or self._busy:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -111,7 +115,7 @@ class RunLogger:
         return delivered
 
     # -- consumer side (the background thread) ----------------------------------------------
-    def _next_work(self) -> tuple[list[Any], _Upload | None] | None:
+    def _next_work(self) -> tuple[list[Any], Callable[[], object] | None] | None:
         """Wait (holding the lock) for due work; None when closed and drained."""
         while True:
             since = time.monotonic() - self._last_sent
@@ -124,8 +128,8 @@ class RunLogger:
             if due:
                 n = min(len(self._metrics), MAX_METRICS_PER_BATCH)
                 return [self._metrics[i] for i in range(n)], None
-            if self._uploads:
-                return [], self._uploads[0]
+            if self._calls:
+                return [], self._calls[0]
             if not self._metrics:
                 self._flush_requested = False
                 if self._closing:
@@ -140,17 +144,13 @@ class RunLogger:
                 work = self._next_work()
                 if work is None:
                     return
-                batch, upload = work
+                batch, call = work
                 self._busy = True
             try:
                 if batch:
                     self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
-                elif upload is not None:
-                    self.client.log_artifact(
-                        self.run_id, str(upload.local_path), upload.artifact_path
-                    )
-                    if upload.delete_after:
-                        upload.local_path.unlink(missing_ok=True)
+                elif call is not None:
+                    call()
             except Exception as exc:
                 self.failures += 1
                 log.warning("MLflow logging failed (%s); retrying in %.1fs", exc, delay)
@@ -166,7 +166,7 @@ class RunLogger:
                     self._metrics.popleft()
                 if batch:
                     self._last_sent = time.monotonic()
-                if upload is not None:
-                    self._uploads.popleft()
+                if call is not None:
+                    self._calls.popleft()
                 self._busy = False
                 self._cond.notify_all()

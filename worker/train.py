@@ -160,6 +160,7 @@ class Trainer:
             self.elapsed_before = float(resume.get("elapsed_s", 0.0))
             self.best_val = float(resume.get("best_val_loss", math.inf))
         self._sample_dir = Path(tempfile.mkdtemp(prefix="seqq-samples-"))
+        self._started = time.monotonic()
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
@@ -172,7 +173,7 @@ class Trainer:
         spec, optim = self.spec, self.spec.optim
         budget = optim.time_budget
         chars_per_step = optim.batch_size * spec.data.seq_len
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         if self.step == 0:
             self._evaluate(0)
         loss_sum = torch.zeros((), device=self.device)
@@ -242,10 +243,16 @@ class Trainer:
         samples = self._sample(self.step)
         self._checkpoint(names.FINAL_CHECKPOINT, elapsed)
         test_loss = evaluate(self.model, self.test_windows, optim.batch_size)
-        self.logger.metrics(
-            {names.METRIC_TEST_LOSS: test_loss, names.METRIC_TEST_BPC: test_loss / LN2}, self.step
-        )
         trained_chars = self.step * chars_per_step
+        self.logger.metrics(
+            {
+                names.METRIC_TEST_LOSS: test_loss,
+                names.METRIC_TEST_BPC: test_loss / LN2,
+                names.METRIC_TRAIN_TIME: elapsed,
+                names.METRIC_CHARS_PER_SEC: trained_chars / max(elapsed, 1e-9),
+            },
+            self.step,
+        )
         return TrainResult(
             step=self.step,
             elapsed_s=elapsed,
@@ -282,13 +289,25 @@ class Trainer:
             raise TrainingError(f"validation loss became {val} at step {step}; lower optim.lr")
         self.last_val = val
         self.best_val = min(self.best_val, val)
-        self.logger.metrics({names.METRIC_VAL_LOSS: val, names.METRIC_VAL_BPC: val / LN2}, step)
+        self.logger.metrics(
+            {
+                names.METRIC_VAL_LOSS: val,
+                names.METRIC_VAL_BPC: val / LN2,
+                names.METRIC_VAL_ELAPSED: self.elapsed(),
+            },
+            step,
+        )
         return val
+
+    def elapsed(self) -> float:
+        """Training wall time so far, across resumes."""
+        return self.elapsed_before + time.monotonic() - self._started
 
     def _sample(self, step: int) -> dict[str, str]:
         sample = self.spec.sample
         generator = torch.Generator().manual_seed(sample.seed)
         out: dict[str, str] = {}
+        rows: dict[str, list[Any]] = {"step": [], "prompt": [], "sample": []}
         for i, prompt in enumerate(self.prompts):
             ids = torch.from_numpy(self.corpus.vocab.encode(prompt)).to(self.device)
             new = self.model.generate(
@@ -299,6 +318,14 @@ class Trainer:
             path = self._sample_dir / f"{names.checkpoint_dir_name(step)}-p{i}.txt"
             path.write_text(text, encoding="utf-8")
             self.logger.artifact(path, names.ARTIFACT_SAMPLES, delete_after=True)
+            rows["step"].append(step)
+            rows["prompt"].append(prompt)
+            rows["sample"].append(text)
+        # One table across steps (MLflow appends), so the UI shows runs' samples side by side.
+        logger = self.logger
+        logger.call(
+            lambda: logger.client.log_table(logger.run_id, rows, names.ARTIFACT_SAMPLE_TABLE)
+        )
         return out
 
     def _checkpoint(self, folder: str, elapsed: float) -> Path:

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from scheduler.cli import jobs, train, worker
+from scheduler.cli import compare, jobs, sample, train, worker
 
 app = typer.Typer(
     name="seqq",
@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 train.register(app)
 jobs.register(app)
+compare.register(app)
+sample.register(app)
 worker.register(app)
 
 

@@ -161,22 +161,40 @@ def job_panel(job: dict[str, Any]) -> Table:
     return table
 
 
-def wait_for(job_id: str, app: Any, poll_s: float = 0.5) -> str:
-    """Follow a queued job with a live bar until Celery reports it done; its final Celery state."""
+def follow(jobs: dict[str, str], app: Any, client: Any, poll_s: float = 0.5) -> dict[str, str]:
+    """Live bars for queued jobs (label -> job id) until MLflow has each one ended.
+
+    Celery state carries live progress; MLflow is the record of the end (a job cancelled while
+    queued never reaches a worker, so only MLflow knows it ended). Returns label -> status.
+    """
     from scheduler.broker import live_state
 
+    ended: dict[str, str] = {}
+    last_check = 0.0
     with make_progress() as progress:
-        task = progress.add_task(f"job {job_id[:8]}", total=None, stats="queued")
-        while True:
-            live = live_state(app, job_id)
-            if live.state in ("SUCCESS", "FAILURE", "REVOKED", "IGNORED"):
-                if live.info.get("step"):
-                    progress_update(
-                        progress, task, {**live.info, "max_steps": live.info.get("step")}
-                    )
-                return live.state
-            if live.info.get("step") is not None:
-                progress_update(progress, task, live.info)
-            elif live.state == "STARTED":
-                progress.update(task, stats="preparing data and model")
-            time.sleep(poll_s)
+        bars = {label: progress.add_task(label, total=None, stats="queued") for label in jobs}
+        while len(ended) < len(jobs):
+            for label, job_id in jobs.items():
+                if label in ended:
+                    continue
+                live = live_state(app, job_id)
+                if live.info.get("step") is not None and live.info.get("max_steps"):
+                    progress_update(progress, bars[label], live.info)
+                elif live.state == "STARTED":
+                    progress.update(bars[label], stats="preparing data and model")
+            if time.monotonic() - last_check > 2.0:
+                last_check = time.monotonic()
+                for label, job_id in jobs.items():
+                    status = client.get_run(job_id).info.status
+                    if status in ("FINISHED", "FAILED", "KILLED") and label not in ended:
+                        ended[label] = status
+                        task = progress.tasks[bars[label]]
+                        progress.update(
+                            bars[label],
+                            total=task.total or 1,
+                            completed=task.total or 1,
+                            stats=status,
+                        )
+            if len(ended) < len(jobs):
+                time.sleep(poll_s)
+    return ended

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 def status(job_id: JobArg, json_out: JsonOpt = False) -> None:
     """Show one job: state, step, losses, device, error if any.
 
-    Example: seqq status 3f2a...  --json
+    Example: `seqq status 3f2a...  --json`
     """
     from scheduler import jobs
     from scheduler.cli import display

@@ -27,7 +27,7 @@ def run(
     Uses the same job function as a worker. Without SEQQ_MLFLOW_URI / MLFLOW_TRACKING_URI the
     run goes to a local SQLite store under ~/.seqq that `mlflow ui` opens.
 
-    Example: seqq run --model rnn --max-steps 300
+    Example: `seqq run --model rnn --max-steps 300`
     """
     from scheduler import jobs, tracking
     from scheduler.cli import display
@@ -72,9 +72,9 @@ def submit(
     Prints the job id (= the MLflow run id) and the run's address. Bad input is refused with
     one line and exit code 2; nothing is enqueued.
 
-    Example: seqq submit --model lstm --data corpus.txt --max-steps 1000 --wait
+    Example: `seqq submit --model lstm --data corpus.txt --max-steps 1000 --wait`
     """
-    from scheduler import broker, jobs
+    from scheduler import broker, jobs, tracking
     from scheduler.cli import display
     from shared.settings import get_settings
 
@@ -90,7 +90,10 @@ def submit(
         display.console.print(f"MLflow run: {submission.url}")
     if not wait:
         return
-    display.wait_for(submission.job_id, broker.celery_app(settings))
+    client = tracking.tracking_client(settings)
+    display.follow(
+        {f"job {submission.job_id[:8]}": submission.job_id}, broker.celery_app(settings), client
+    )
     job = jobs.status(submission.job_id, settings)
     if json_out:
         display.print_json(job)

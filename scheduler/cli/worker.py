@@ -21,7 +21,7 @@ def worker(
         int, typer.Option("--concurrency", "-c", min=1, help="Jobs at once.")
     ] = 1,
     name: Annotated[
-        str | None, typer.Option("--name", help="Worker name (default seqq-<queue>@host).")
+        str | None, typer.Option("--name", help="Worker name (default seqq-QUEUES@host).")
     ] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level.")] = "INFO",
 ) -> None:
@@ -31,7 +31,7 @@ def worker(
     Point it at the shared broker and tracking server with SEQQ_BROKER_URL and
     SEQQ_MLFLOW_URI.
 
-    Example: SEQQ_BROKER_URL=redis://head:6379/0 SEQQ_MLFLOW_URI=http://head:5000 seqq worker
+    Example: `SEQQ_BROKER_URL=redis://head:6379/0 SEQQ_MLFLOW_URI=http://head:5000 seqq worker`
     """
     from scheduler.broker import redis_client
     from shared.settings import get_settings

@@ -1,0 +1,149 @@
+"""Model comparison: the same spec trained once per cell, grouped under one parent MLflow run.
+
+Everything but `model.cell` is identical across the children (data, seed, sizes, budget), so
+differences in loss, speed and samples are the models'. Results are read back from MLflow, the
+system of record, whether the children trained here, on workers, or long ago (`--runs`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shared import names
+from shared.errors import SpecError
+from shared.settings import Settings
+from shared.spec import TrainSpec
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+LN2 = math.log(2.0)
+CELLS = ("lstm", "rnn", "gru")
+
+
+def parse_models(text: str) -> list[str]:
+    models = [m.strip().lower() for m in text.split(",") if m.strip()]
+    bad = [m for m in models if m not in CELLS]
+    if bad or not models:
+        raise SpecError(
+            f"--models: expected a comma-separated list of {', '.join(CELLS)}; got {text!r}"
+        )
+    if len(set(models)) != len(models):
+        raise SpecError(f"--models: {text!r} names a model twice")
+    return models
+
+
+def per_model_specs(spec: TrainSpec, models: list[str]) -> dict[str, TrainSpec]:
+    """One spec per cell, identical in every other field."""
+    return {
+        m: spec.model_copy(update={"model": spec.model.model_copy(update={"cell": m})})
+        for m in models
+    }
+
+
+@dataclass
+class ModelResult:
+    """One child run, as the comparison table and report show it."""
+
+    model: str
+    job_id: str
+    status: str
+    num_params: int | None = None
+    steps: int | None = None
+    train_time_s: float | None = None
+    chars_per_s: float | None = None
+    best_val_loss: float | None = None
+    best_val_bpc: float | None = None
+    test_loss: float | None = None
+    test_bpc: float | None = None
+    sample: str = ""
+    error: str | None = None
+    curve_steps: list[int] = field(default_factory=list)
+    curve_time_s: list[float] = field(default_factory=list)
+    curve_val_loss: list[float] = field(default_factory=list)
+    samples_by_step: dict[int, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON form without the curves."""
+        data = asdict(self)
+        for key in ("curve_steps", "curve_time_s", "curve_val_loss", "samples_by_step"):
+            data.pop(key)
+        return data
+
+
+def read_result(client: MlflowClient, run_id: str, tmp_dir: str) -> ModelResult:
+    """A child's numbers, curves and samples, from MLflow."""
+    run = client.get_run(run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    model = tags.get(names.TAG_MODEL) or run.data.params.get("model.cell", "?")
+    result = ModelResult(
+        model=model, job_id=run_id, status=run.info.status, error=tags.get(names.TAG_ERROR)
+    )
+    result.num_params = int(tags[names.TAG_NUM_PARAMS]) if names.TAG_NUM_PARAMS in tags else None
+    result.steps = int(tags[names.TAG_STEPS]) if names.TAG_STEPS in tags else None
+    result.train_time_s = metrics.get(names.METRIC_TRAIN_TIME)
+    result.chars_per_s = metrics.get(names.METRIC_CHARS_PER_SEC)
+    result.test_loss = metrics.get(names.METRIC_TEST_LOSS)
+    result.test_bpc = metrics.get(names.METRIC_TEST_BPC)
+    val = sorted(client.get_metric_history(run_id, names.METRIC_VAL_LOSS), key=lambda m: m.step)
+    times = {m.step: m.value for m in client.get_metric_history(run_id, names.METRIC_VAL_ELAPSED)}
+    result.curve_steps = [m.step for m in val]
+    result.curve_val_loss = [m.value for m in val]
+    result.curve_time_s = [times.get(m.step, math.nan) for m in val]
+    if val:
+        result.best_val_loss = min(result.curve_val_loss)
+        result.best_val_bpc = result.best_val_loss / LN2
+    result.samples_by_step = _samples(client, run_id, tmp_dir)
+    if result.samples_by_step:
+        result.sample = result.samples_by_step[max(result.samples_by_step)]
+    return result
+
+
+def _samples(client: MlflowClient, run_id: str, tmp_dir: str) -> dict[int, str]:
+    """The first prompt's sample at each sample step."""
+    out: dict[int, str] = {}
+    try:
+        path = client.download_artifacts(run_id, names.ARTIFACT_SAMPLE_TABLE, tmp_dir)
+    except Exception:
+        return out
+    with open(path, encoding="utf-8") as handle:
+        table = json.load(handle)
+    columns = table.get("columns", [])
+    for row in table.get("data", []):
+        record = dict(zip(columns, row, strict=False))
+        step = int(record.get("step", 0))
+        text, prompt = str(record.get("sample", "")), str(record.get("prompt", ""))
+        out.setdefault(step, text.removeprefix(prompt))
+    return out
+
+
+def start_parent(
+    client: MlflowClient, spec: TrainSpec, models: list[str], settings: Settings
+) -> str:
+    """The parent run that groups the children and holds the report."""
+    from mlflow.entities import Param
+
+    from scheduler.tracking import ensure_experiment
+
+    experiment_id = ensure_experiment(client, spec.run.experiment, settings)
+    name = f"{spec.run.name or 'compare'}-{'-vs-'.join(models)}"
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={
+            names.TAG_KIND: "compare",
+            names.TAG_COMPARE_MODELS: ",".join(models),
+            **spec.run.tags,
+        },
+    )
+    params = {k: v for k, v in spec.flat().items() if k != "model.cell"}
+    params["compare.models"] = ",".join(models)
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    return str(run.info.run_id)
+
+
+def child_run_name(spec: TrainSpec, model: str) -> str:
+    return f"{spec.run.name or 'compare'}-{model}"

@@ -1,0 +1,129 @@
+"""The comparison report: loss curves against steps and wall time, the table, a sample grid.
+
+Written as Markdown with PNG plots (matplotlib, headless), to a folder and to the parent run's
+artifacts, so the evidence of a comparison stays where anyone can open it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from scheduler.compare import ModelResult
+
+SAMPLE_CHARS = 160
+
+
+def fmt(value: float | int | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+# Best validation loss and the test loss, each in nats/char and bits/char.
+TABLE_COLUMNS = [
+    "model",
+    "status",
+    "params",
+    "steps",
+    "time s",
+    "chars/s",
+    "val",
+    "val bpc",
+    "test",
+    "test bpc",
+]
+
+
+def table_rows(results: list[ModelResult]) -> list[list[str]]:
+    return [
+        [
+            r.model,
+            r.status,
+            fmt(r.num_params),
+            fmt(r.steps),
+            fmt(r.train_time_s, 1),
+            fmt(round(r.chars_per_s)) if r.chars_per_s else "-",
+            fmt(r.best_val_loss),
+            fmt(r.best_val_bpc),
+            fmt(r.test_loss),
+            fmt(r.test_bpc),
+        ]
+        for r in results
+    ]
+
+
+def plot_curves(results: list[ModelResult], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for axis, label, name in (
+        ("steps", "optimizer step", "loss_vs_step.png"),
+        ("time", "training wall time (s)", "loss_vs_time.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+        for r in results:
+            xs = r.curve_steps if axis == "steps" else r.curve_time_s
+            ax.plot(xs, r.curve_val_loss, marker="o", markersize=3, label=r.model)
+        ax.set_xlabel(label)
+        ax.set_ylabel("validation loss (nats/char)")
+        ax.set_title(f"validation loss vs {label}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / name
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _cell(text: str) -> str:
+    short = text[:SAMPLE_CHARS] + ("…" if len(text) > SAMPLE_CHARS else "")
+    return short.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "⏎").replace("`", "'")
+
+
+def markdown(results: list[ModelResult], title: str, levels: dict[str, float] | None = None) -> str:
+    lines = [f"# {title}", ""]
+    lines += ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    if levels:
+        lines += [
+            "",
+            "Reference levels for this synthetic task (nats/char): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in levels.items()),
+        ]
+    lines += [
+        "",
+        "![validation loss vs step](loss_vs_step.png)",
+        "",
+        "![validation loss vs wall time](loss_vs_time.png)",
+        "",
+        "## Samples",
+        "",
+    ]
+    steps = sorted({s for r in results for s in r.samples_by_step})
+    lines += [
+        "| step | " + " | ".join(r.model for r in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
+    for step in steps:
+        cells = [_cell(r.samples_by_step.get(step, "")) for r in results]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    results: list[ModelResult], out_dir: Path, title: str, levels: dict[str, float] | None = None
+) -> list[Path]:
+    """report.md and its plots in `out_dir`; the written paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = plot_curves(results, out_dir)
+    report = out_dir / "report.md"
+    report.write_text(markdown(results, title, levels), encoding="utf-8")
+    return [report, *paths]
