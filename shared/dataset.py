@@ -10,6 +10,7 @@ on the client, never half-way into a job. Torch-free and MLflow-free by design.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -119,7 +120,7 @@ def builtin_corpus_path(cache_dir: Path) -> Path:
     if not parts:
         raise DataError(f"{BUILTIN_DATASET}: no standard-library sources under {stdlib}")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text("".join(parts), encoding="utf-8")
     tmp.replace(target)
     return target
@@ -151,7 +152,8 @@ def resolve_dataset(data: DataSpec, cache_dir: Path) -> LocalDataset:
         name=name,
         sha256=sha256_file(path),
         n_chars=len(text),
-        chars=frozenset(text),
+        # Prompts are checked against the alphabet the model will see.
+        chars=frozenset(text.lower() if data.lowercase else text),
     )
 
 

@@ -51,5 +51,13 @@ class JobCancelledError(SeqqError):
     """Raised inside a job when its cancel flag is seen; the job ends KILLED, not FAILED."""
 
 
+class JobPreemptedError(SeqqError):
+    """Raised inside a job when its worker is shutting down (SIGTERM); the job is re-queued."""
+
+
+class LeaseLostError(SeqqError):
+    """Raised inside a job when another worker holds its lease; this copy stops silently."""
+
+
 class CheckpointError(SeqqError):
     """Raised when a checkpoint cannot be read or does not describe a model seqq can build."""

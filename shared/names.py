@@ -15,6 +15,7 @@ TASK_REAP = "seqq.reap"
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
 QUEUES = (QUEUE_CPU, QUEUE_GPU)
+QUEUE_CONTROL = "control"  # the control plane's own tasks (the reaper), never training
 
 # MLflow experiments.
 DEFAULT_EXPERIMENT = "seqq"
@@ -36,7 +37,8 @@ TAG_ERROR = "seqq.error"
 TAG_RESUMES = "seqq.resumes"
 TAG_NUM_PARAMS = "seqq.num_params"
 TAG_COMPARE_MODELS = "seqq.compare.models"
-TAG_STEPS = "seqq.steps"  # optimizer steps trained when the run ended
+TAG_STEPS = "seqq.steps"
+TAG_REQUEUES = "seqq.requeues"  # times the reaper re-queued the job after its worker vanished  # optimizer steps trained when the run ended
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_RUN_NAME = "mlflow.runName"
 
@@ -79,6 +81,14 @@ def cancel_key(job_id: str) -> str:
 def lease_key(job_id: str) -> str:
     """Redis key holding the lease of the worker that trains this job."""
     return f"{REDIS_PREFIX}lease:{job_id}"
+
+
+def shutdown_key(worker_hostname: str) -> str:
+    """Redis key set while a worker shuts down: its jobs checkpoint and go back to the queue."""
+    return f"{REDIS_PREFIX}shutdown:{worker_hostname}"
+
+
+SUSPECTS_KEY = f"{REDIS_PREFIX}reaper:suspects"  # job id -> when its lease was first seen gone
 
 
 def worker_key(name: str) -> str:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     job_timeout: float = Field(
         10.0, gt=0, description="Seconds to wait for Redis/MLflow to answer."
     )
+    lease_ttl: float = Field(
+        30.0, ge=1.0, description="Seconds a job's lease outlives its worker's last heartbeat."
+    )
+    reap_interval: float = Field(15.0, ge=0.5, description="Seconds between reaper passes.")
 
     @property
     def backend_url(self) -> str:

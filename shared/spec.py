@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -77,6 +77,8 @@ _UNIT_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3
 
 def parse_duration(value: Any) -> float | None:
     """Seconds from a number or a string like '90s', '10m', '1.5h'; None stays None."""
+    if isinstance(value, bool):
+        raise ValueError("expected seconds or a duration like '90s', '10m', '1.5h'")
     if value is None or isinstance(value, int | float):
         return None if value is None else float(value)
     if isinstance(value, str):
@@ -134,7 +136,7 @@ class RunSpec(_Group):
 class SampleSpec(_Group):
     """Text generation: the same prompts, seed and temperature at every sample step."""
 
-    prompts: tuple[str, ...] = Field(
+    prompts: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         (), description="Prompts to continue; empty = the first 32 characters of validation text."
     )
     length: int = Field(300, ge=1, le=100_000, description="Characters generated per prompt.")

@@ -11,6 +11,7 @@ so client and report agree on the text without shipping code.
 from __future__ import annotations
 
 import math
+import os
 import random
 import string
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ def synthetic_corpus_path(reference: str, cache_dir: Path) -> Path:
     target = cache_dir / name
     if not target.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tmp.write_text(task.text(), encoding="utf-8")
         tmp.replace(target)
     return target

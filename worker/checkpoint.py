@@ -84,7 +84,7 @@ def local_path(root: Path, job_id: str, folder: str) -> Path:
 
 def newest_local(root: Path, job_id: str) -> Path | None:
     """The newest step checkpoint this worker holds for the job, if any."""
-    folders = sorted((root / job_id).glob("step-*"))
+    folders = sorted((root / job_id).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
     for folder in reversed(folders):
         candidate = folder / names.CHECKPOINT_FILE
         if candidate.exists():

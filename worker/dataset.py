@@ -8,6 +8,7 @@ configured allowed roots (`SEQQ_DATA_ROOTS`); built-in and synthetic corpora are
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,7 +58,7 @@ def fetch_dataset(data: DataSpec, settings: Settings) -> Path:
                 ) from None
             _verify(Path(got), data.sha256, data.uri)
             store.mkdir(parents=True, exist_ok=True)
-            partial = store / f".{data.sha256}.partial"
+            partial = store / f".{data.sha256}.{os.getpid()}.partial"
             shutil.copyfile(got, partial)
             partial.replace(cached)
         return cached

@@ -124,6 +124,7 @@ class RunLogger:
                 or self._flush_requested
                 or since >= self.flush_interval
                 or len(self._metrics) >= MAX_METRICS_PER_BATCH
+                or bool(self._calls)  # calls run after the metrics queued before them
             )
             if due:
                 n = min(len(self._metrics), MAX_METRICS_PER_BATCH)
