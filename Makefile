@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install lint format test test-quick test-integration redis demo bench ui-check clean
+.PHONY: install lint format test test-quick test-integration redis compose-tool demo bench ui-check clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,12 @@ format: install
 redis:
 	@bash scripts/ensure-redis.sh
 
+# Debian's docker-compose (v1) validates docker-compose.yml offline; no engine is needed.
+compose-tool:
+	@command -v docker-compose >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null) || echo "docker-compose unavailable: its check will skip"
+
 # Everything, as CI runs it: lint, types, unit tests, integration tests with real processes.
-test: install redis lint
+test: install redis compose-tool lint
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS) tests
 
 # Quick iteration: unit tests only (no worker processes).

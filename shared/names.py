@@ -37,8 +37,8 @@ TAG_ERROR = "seqq.error"
 TAG_RESUMES = "seqq.resumes"
 TAG_NUM_PARAMS = "seqq.num_params"
 TAG_COMPARE_MODELS = "seqq.compare.models"
-TAG_STEPS = "seqq.steps"
-TAG_REQUEUES = "seqq.requeues"  # times the reaper re-queued the job after its worker vanished  # optimizer steps trained when the run ended
+TAG_STEPS = "seqq.steps"  # optimizer steps trained when the run ended
+TAG_REQUEUES = "seqq.requeues"  # times the reaper re-queued the job after its worker vanished
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_RUN_NAME = "mlflow.runName"
 

@@ -91,7 +91,7 @@ def parse_duration(value: Any) -> float | None:
 class OptimSpec(_Group):
     """Optimisation: AdamW with warm-up, a cosine or constant schedule and gradient clipping."""
 
-    lr: float = Field(3e-3, gt=0.0, le=10.0, description="Peak learning rate of AdamW.")
+    lr: float = Field(3e-3, gt=0.0, description="Peak learning rate of AdamW.")
     batch_size: int = Field(64, ge=1, le=65536, description="Sequences per optimizer step.")
     max_steps: int = Field(2000, ge=1, description="Optimizer steps to train for.")
     time_budget: float | None = Field(

@@ -84,9 +84,41 @@ def local_path(root: Path, job_id: str, folder: str) -> Path:
 
 def newest_local(root: Path, job_id: str) -> Path | None:
     """The newest step checkpoint this worker holds for the job, if any."""
-    folders = sorted((root / job_id).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    folders = sorted((root / job_id).glob("step-*"), key=lambda p: step_of(p.name) or -1)
     for folder in reversed(folders):
         candidate = folder / names.CHECKPOINT_FILE
         if candidate.exists():
             return candidate
     return None
+
+
+def step_of(folder: str) -> int | None:
+    """The step of a `step-00000500` folder name (None for `final` or anything else)."""
+    prefix, _, number = folder.rpartition("/")[2].partition("-")
+    return int(number) if prefix == "step" and number.isdigit() else None
+
+
+def newest_remote(client: Any, run_id: str) -> tuple[int, str] | None:
+    """The newest step checkpoint in the run's artifacts: (step, artifact path), if any."""
+    best: tuple[int, str] | None = None
+    for entry in client.list_artifacts(run_id, names.ARTIFACT_CHECKPOINTS):
+        step = step_of(entry.path)
+        if step is not None and (best is None or step > best[0]):
+            best = (step, f"{entry.path}/{names.CHECKPOINT_FILE}")
+    return best
+
+
+def newest(client: Any, run_id: str, root: Path) -> Path | None:
+    """The newest checkpoint of a job, local or in MLflow (downloaded into `root` if remote).
+
+    Another machine may have trained the job before this one, so the run's artifacts are the
+    reference; a local copy saves the download when it is at least as new.
+    """
+    local = newest_local(root, run_id)
+    local_step = step_of(local.parent.name) if local else None
+    remote = newest_remote(client, run_id)
+    if remote is None or (local_step is not None and local_step >= remote[0]):
+        return local
+    folder = root / run_id / names.checkpoint_dir_name(remote[0])
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, remote[1], str(folder.parent)))

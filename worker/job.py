@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -26,14 +27,20 @@ from pydantic import ValidationError
 
 from shared import names
 from shared.dataset import sha256_file
-from shared.errors import JobCancelledError, SeqqError, SpecError
+from shared.errors import (
+    JobCancelledError,
+    JobPreemptedError,
+    LeaseLostError,
+    SeqqError,
+    SpecError,
+)
 from shared.settings import Settings, get_settings
 from shared.spec import TrainSpec, format_validation_error
 from worker import checkpoint
 from worker.data import load_corpus
 from worker.dataset import fetch_dataset
 from worker.model import CharRNN
-from worker.tracking import RunLogger, configure_mlflow_env, with_retry
+from worker.tracking import RunLogger, configure_mlflow_env, is_permanent, with_retry
 from worker.train import Reporter, Trainer, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -55,12 +62,14 @@ class JobOutcome:
     device: str | None = None
     precision: str | None = None
     error: str | None = None
+    stood_down: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         # JSON has no NaN/inf: send None instead.
         return {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in asdict(self).items()
+            if k != "stood_down"
         }
 
 
@@ -107,17 +116,27 @@ def run_job(
     reporter: Reporter,
     settings: Settings | None = None,
 ) -> JobOutcome:
-    """Train the job's spec into its MLflow run (run id = job id); never leaves it RUNNING."""
+    """Train the job's spec into its MLflow run (run id = job id); never leaves it RUNNING.
+
+    Ends FINISHED, FAILED (reason in `seqq.error`) or KILLED; PREEMPTED leaves the run
+    SCHEDULED with a fresh checkpoint for the next worker; a copy that finds the run already
+    ended, or loses its lease, stands down without touching the run.
+    """
     settings = settings or get_settings()
     configure_mlflow_env()
     from mlflow import MlflowClient
-    from mlflow.entities import RunTag
 
     client = MlflowClient(settings.tracking_uri)
-    run = with_retry(client.get_run, job_id, deadline_s=120)
+    try:
+        run = with_retry(client.get_run, job_id, deadline_s=600)
+    except Exception as exc:
+        if not is_permanent(exc):
+            raise
+        log.error("job %s has no MLflow run; refusing it", job_id)
+        return JobOutcome(job_id, "UNKNOWN", error="no such run", stood_down=True)
     if run.info.status in TERMINAL:
         log.info("job %s already %s; standing down", job_id, run.info.status)
-        return JobOutcome(job_id, run.info.status)
+        return JobOutcome(job_id, run.info.status, stood_down=True)
 
     logger: RunLogger | None = None
     trainer: Trainer | None = None
@@ -131,24 +150,22 @@ def run_job(
             )
         except ValidationError as exc:
             raise SpecError(format_validation_error(exc)) from None
-        if reporter.cancelled():
+        if reporter.stop_reason() == "cancel":
             raise JobCancelledError("cancelled before it started")
         configure_threads(settings)
         device = resolve_device(spec.device)
         precision = resolve_precision(spec.precision, device)
         outcome.device, outcome.precision = device_name(device), precision
-        tags = {
-            names.TAG_WORKER_HOST: socket.gethostname(),
-            names.TAG_DEVICE: outcome.device,
-            names.TAG_PRECISION: precision,
-            names.TAG_TORCH_VERSION: torch.__version__,
-            names.TAG_SEQQ_VERSION: seqq_version(),
-        }
-        if commit := git_commit():
-            tags[names.TAG_GIT_COMMIT] = commit
-        with_retry(client.log_batch, job_id, tags=[RunTag(k, v) for k, v in tags.items()])
-        with_retry(client.update_run, job_id, status="RUNNING")
-        logger = RunLogger(client, job_id)
+        _start_run(client, run, outcome)
+        resume_path = checkpoint.newest(client, job_id, settings.checkpoint_dir)
+        resume = checkpoint.load(resume_path) if resume_path else None
+        logger = RunLogger(
+            client, job_id, logged_until=_logged_until(client, run) if resume else None
+        )
+        if resume is not None:
+            resumes = int(run.data.tags.get(names.TAG_RESUMES, "0")) + 1
+            logger.call(lambda: client.set_tag(job_id, names.TAG_RESUMES, str(resumes)))
+            log.info("job %s resumes from step %s (resume %d)", job_id, resume["step"], resumes)
 
         path = fetch_dataset(spec.data, settings)
         sha = spec.data.sha256 or sha256_file(path)
@@ -159,18 +176,14 @@ def run_job(
 
         torch.manual_seed(spec.run.seed)
         model = CharRNN.from_spec(spec.model, corpus.vocab.size)
-        logger.call(
-            lambda: client.set_tag(job_id, names.TAG_NUM_PARAMS, str(model.num_parameters()))
-        )
+        n_params = str(model.num_parameters())
+        logger.call(lambda: client.set_tag(job_id, names.TAG_NUM_PARAMS, n_params))
         ckpt_dir = settings.checkpoint_dir / job_id
-        resume_path = checkpoint.newest_local(settings.checkpoint_dir, job_id)
-        resume = checkpoint.load(resume_path) if resume_path else None
         trainer = Trainer(
             spec, corpus, model, device, precision, logger, reporter, ckpt_dir, resume
         )
         result = trainer.run()
         outcome.status = "FINISHED"
-        outcome.step = result.step
         outcome.final_val_loss = result.final_val_loss
         outcome.best_val_loss = result.best_val_loss
         outcome.test_loss = result.test_loss
@@ -178,6 +191,10 @@ def run_job(
         outcome.chars_per_s = result.chars_per_s
     except JobCancelledError as exc:
         outcome.status, outcome.error = "KILLED", str(exc)
+    except JobPreemptedError as exc:
+        outcome.status, outcome.error = "PREEMPTED", str(exc)
+    except LeaseLostError:
+        outcome.status, outcome.stood_down = "STOOD_DOWN", True
     except SeqqError as exc:
         outcome.status, outcome.error = "FAILED", str(exc)
     except Exception as exc:  # an unexpected bug: still end the run, with the reason
@@ -189,17 +206,55 @@ def run_job(
     finally:
         if trainer is not None:
             outcome.step = trainer.step
-        _finish(client, job_id, logger, outcome)
+        _finish(client, job_id, logger, outcome, settings)
     return outcome
 
 
-def _finish(client: Any, job_id: str, logger: RunLogger | None, outcome: JobOutcome) -> None:
+def _start_run(client: Any, run: Any, outcome: JobOutcome) -> None:
+    """Tag the run with where and how it trains, and mark it RUNNING."""
+    from mlflow.entities import RunTag
+
+    tags = {
+        names.TAG_WORKER_HOST: socket.gethostname(),
+        names.TAG_DEVICE: outcome.device or "",
+        names.TAG_PRECISION: outcome.precision or "",
+        names.TAG_TORCH_VERSION: torch.__version__,
+        names.TAG_SEQQ_VERSION: seqq_version(),
+    }
+    if commit := git_commit():
+        tags[names.TAG_GIT_COMMIT] = commit
+    run_id = run.info.run_id
+    with_retry(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    with_retry(client.update_run, run_id, status="RUNNING")
+
+
+def _logged_until(client: Any, run: Any) -> dict[str, int]:
+    """The last step logged for each metric, so a resumed job never logs a step twice."""
+    return {
+        key: max(m.step for m in with_retry(client.get_metric_history, run.info.run_id, key))
+        for key in run.data.metrics
+    }
+
+
+def _finish(
+    client: Any, job_id: str, logger: RunLogger | None, outcome: JobOutcome, settings: Settings
+) -> None:
     """Deliver everything queued, then end the run with its status (and reason)."""
+    if outcome.status == "STOOD_DOWN":
+        if logger is not None:
+            logger.discard()  # another worker owns the run now: send nothing more
+        return
     if logger is not None and not logger.close(timeout=600):
         outcome.status = "FAILED"
         outcome.error = (outcome.error or "") + " (some metrics could not be delivered to MLflow)"
+    if outcome.status == "PREEMPTED":
+        # Back in the queue: the next worker resumes from the checkpoint just uploaded.
+        with_retry(client.update_run, job_id, status="SCHEDULED")
+        return
     if outcome.error:
         with_retry(client.set_tag, job_id, names.TAG_ERROR, outcome.error[:5000])
     if outcome.step:
         with_retry(client.set_tag, job_id, names.TAG_STEPS, str(outcome.step))
     with_retry(client.set_terminated, job_id, outcome.status)
+    # Every checkpoint is in MLflow now; the worker's local copies are no longer needed.
+    shutil.rmtree(settings.checkpoint_dir / job_id, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 `seqq.train` is the wire name the client sends; everything it does lives in `worker.job`.
 Heavy imports (torch, mlflow) happen in each pool process after the fork, never in the parent,
-so no CUDA state is ever inherited across a fork.
+so no CUDA state is ever inherited across a fork. The task holds the job's lease while the job
+runs; a worker shutting down (SIGTERM) checkpoints its job and sends it back to the queue.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import logging
 import math
 import re
+import signal
+import socket
+import threading
 import time
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_shutting_down
 
 from shared import names
 from shared.celery_app import make_app
@@ -25,27 +29,43 @@ log = logging.getLogger(__name__)
 app = make_app()
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_PREEMPTED = threading.Event()  # set in a pool process when it receives SIGTERM
 
 
 @worker_process_init.connect
-def _preload(**_: Any) -> None:
-    """Import torch and the job code in each pool process, so a job starts training at once."""
+def _init_pool_process(**_: Any) -> None:
+    """Import torch and the job code now (a job starts training at once); catch SIGTERM."""
+    signal.signal(signal.SIGTERM, lambda *_: _PREEMPTED.set())
     import worker.job  # noqa: F401
 
 
-class CeleryReporter:
-    """Progress through Celery task state; cancellation through a Redis flag (both throttled)."""
+@worker_shutting_down.connect
+def _announce_shutdown(sender: str | None = None, sig: str | None = None, **_: Any) -> None:
+    """Tell this worker's running jobs (in pool processes) to checkpoint and hand back."""
+    import redis
 
-    def __init__(self, task: Task, job_id: str, interval: float = 1.0) -> None:
+    try:
+        conn = redis.Redis.from_url(get_settings().broker_url, socket_timeout=5)
+        conn.set(names.shutdown_key(sender or socket.gethostname()), sig or "1", ex=3600)
+    except Exception as exc:  # shutting down anyway; the SIGTERM path still works
+        log.warning("could not announce shutdown: %s", exc)
+
+
+class CeleryReporter:
+    """Progress through Celery task state; stop requests through Redis flags (throttled)."""
+
+    def __init__(self, task: Task, job_id: str, lease: Any, interval: float = 1.0) -> None:
         import redis
 
         self.task = task
         self.job_id = job_id
+        self.lease = lease
         self.interval = interval
+        self.keys = [names.cancel_key(job_id), names.shutdown_key(task.request.hostname or "")]
         self.redis = redis.Redis.from_url(get_settings().broker_url, socket_timeout=5)
         self._last_progress = 0.0
         self._last_check = 0.0
-        self._cancelled = False
+        self._flags: list[Any] = [None, None]
 
     def progress(self, info: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -61,25 +81,57 @@ class CeleryReporter:
         except Exception as exc:  # progress is best effort: never fail a job over it
             log.warning("progress update failed: %s", exc)
 
-    def cancelled(self) -> bool:
+    def stop_reason(self) -> str | None:
+        if self.lease is not None and self.lease.lost.is_set():
+            return "lease-lost"
         now = time.monotonic()
-        if self._cancelled or now - self._last_check < 0.5:
-            return self._cancelled
-        self._last_check = now
-        try:
-            self._cancelled = bool(self.redis.exists(names.cancel_key(self.job_id)))
-        except Exception as exc:
-            log.warning("cancel check failed: %s", exc)
-        return self._cancelled
+        if now - self._last_check >= 0.5:
+            self._last_check = now
+            try:
+                self._flags = self.redis.mget(self.keys)
+            except Exception as exc:  # Redis away: keep training, look again later
+                log.warning("stop-flag check failed: %s", exc)
+        if self._flags[0] is not None:
+            return "cancel"
+        if self._flags[1] is not None or _PREEMPTED.is_set():
+            return "preempt"
+        return None
 
 
 @app.task(name=names.TASK_TRAIN, bind=True)
 def train(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Train one job; the result is the job's outcome (status FINISHED, FAILED or KILLED)."""
-    if not isinstance(job_id, str) or not _JOB_ID.match(job_id) or not isinstance(spec, dict):
+    """Train one job under its lease; the result is the job's outcome."""
+    if (
+        not isinstance(job_id, str)
+        or not _JOB_ID.match(job_id)
+        or self.request.id != job_id  # one job id = one task id = one run id
+        or not isinstance(spec, dict)
+    ):
         log.error("rejected malformed seqq.train message (job_id=%r)", job_id)
         raise Ignore()
-    from worker.job import run_job
+    import redis
 
-    outcome = run_job(job_id, spec, CeleryReporter(self, job_id))
+    from worker.job import run_job
+    from worker.lease import Lease
+
+    settings = get_settings()
+    conn = redis.Redis.from_url(settings.broker_url, socket_timeout=10)
+    lease = Lease(conn, job_id, settings.lease_ttl, holder=self.request.hostname or "worker")
+    if not lease.acquire():
+        log.info("job %s is held by a live worker; this delivery stands down", job_id)
+        raise Ignore()
+    lease.start_heartbeat()
+    try:
+        outcome = run_job(job_id, spec, CeleryReporter(self, job_id, lease), settings)
+    finally:
+        lease.release()
+    if outcome.status == "PREEMPTED":
+        queue = (self.request.delivery_info or {}).get("routing_key") or names.QUEUE_CPU
+        self.app.send_task(
+            names.TASK_TRAIN, kwargs={"job_id": job_id, "spec": spec}, task_id=job_id, queue=queue
+        )
+        log.info("job %s checkpointed and handed back to queue %s", job_id, queue)
+        raise Ignore()
+    if outcome.stood_down:
+        raise Ignore()
     return outcome.as_dict()

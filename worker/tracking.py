@@ -33,15 +33,23 @@ def configure_mlflow_env() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+PERMANENT_ERRORS = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "INVALID_STATE")
+
+
+def is_permanent(exc: Exception) -> bool:
+    """An MLflow answer that retrying cannot change (unknown run, bad value)."""
+    return getattr(exc, "error_code", None) in PERMANENT_ERRORS
+
+
 def with_retry(call: Any, *args: Any, deadline_s: float = 600.0, **kwargs: Any) -> Any:
-    """Run a tracking call, retrying with back-off until it succeeds or the deadline passes."""
+    """Run a tracking call, retrying transient failures with back-off until the deadline."""
     start = time.monotonic()
     delay = 0.5
     while True:
         try:
             return call(*args, **kwargs)
         except Exception as exc:
-            if time.monotonic() - start + delay > deadline_s:
+            if is_permanent(exc) or time.monotonic() - start + delay > deadline_s:
                 raise
             log.warning("MLflow call %s failed (%s); retrying in %.1fs", call.__name__, exc, delay)
             time.sleep(delay)
@@ -51,8 +59,16 @@ def with_retry(call: Any, *args: Any, deadline_s: float = 600.0, **kwargs: Any) 
 class RunLogger:
     """Asynchronous, batched, outage-tolerant metric and artifact logging for one run."""
 
-    def __init__(self, client: MlflowClient, run_id: str, flush_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        client: MlflowClient,
+        run_id: str,
+        flush_interval: float = 2.0,
+        logged_until: dict[str, int] | None = None,
+    ) -> None:
         self.client = client
+        # After a resume: drop values at steps the run already has, so curves never overlap.
+        self.logged_until = dict(logged_until or {})
         self.run_id = run_id
         self.flush_interval = flush_interval
         self._metrics: deque[Any] = deque()
@@ -73,7 +89,8 @@ class RunLogger:
         now = int(time.time() * 1000)
         with self._cond:
             for key, value in values.items():
-                self._metrics.append(Metric(key, float(value), now, step))
+                if step > self.logged_until.get(key, -1):
+                    self._metrics.append(Metric(key, float(value), now, step))
 
     def artifact(
         self, local_path: Path, artifact_path: str | None = None, delete_after: bool = False
@@ -105,6 +122,13 @@ class RunLogger:
                     return False
                 self._cond.wait(timeout=0.1 if remaining is None else min(remaining, 0.1))
         return True
+
+    def discard(self) -> None:
+        """Drop everything still queued and stop (the run belongs to another worker now)."""
+        with self._cond:
+            self._metrics.clear()
+            self._calls.clear()
+        self.close(timeout=5)
 
     def close(self, timeout: float | None = None) -> bool:
         delivered = self.flush(timeout)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from shared import names
-from shared.errors import JobCancelledError, TrainingError
+from shared.errors import JobCancelledError, JobPreemptedError, LeaseLostError, TrainingError
 from shared.spec import OptimSpec, TrainSpec
 from worker import checkpoint
 from worker.data import Corpus, eval_windows, sample_batch
@@ -33,11 +33,12 @@ DEFAULT_PROMPT_CHARS = 32
 
 
 class Reporter(Protocol):
-    """Where the loop reports progress and learns that it should stop."""
+    """Where the loop reports progress and learns that it should stop, and why."""
 
     def progress(self, info: dict[str, Any]) -> None: ...
 
-    def cancelled(self) -> bool: ...
+    def stop_reason(self) -> str | None:
+        """None to go on; "cancel", "preempt" (worker shutting down) or "lease-lost"."""
 
 
 @dataclass
@@ -159,6 +160,8 @@ class Trainer:
             self.step = int(resume["step"])
             self.elapsed_before = float(resume.get("elapsed_s", 0.0))
             self.best_val = float(resume.get("best_val_loss", math.inf))
+            if isinstance(resume.get("torch_rng"), torch.Tensor):
+                torch.set_rng_state(resume["torch_rng"])  # dropout continues as if uninterrupted
         self._sample_dir = Path(tempfile.mkdtemp(prefix="seqq-samples-"))
         self._started = time.monotonic()
 
@@ -184,9 +187,9 @@ class Trainer:
             elapsed = self.elapsed_before + time.monotonic() - started
             if budget is not None and elapsed >= budget:
                 break
-            if self.reporter.cancelled():
-                self._checkpoint(names.checkpoint_dir_name(self.step), elapsed)
-                raise JobCancelledError("cancelled by request")
+            reason = self.reporter.stop_reason()
+            if reason is not None:
+                self._stop(reason, elapsed)
             self.step += 1
             progress = max(self.step / optim.max_steps, elapsed / budget if budget else 0.0)
             lr = lr_at(optim, self.step, progress)
@@ -263,6 +266,15 @@ class Trainer:
             samples=samples,
         )
 
+    def _stop(self, reason: str, elapsed: float) -> None:
+        """Leave the loop for `reason`: keep a checkpoint unless another worker owns the job."""
+        if reason == "lease-lost":
+            raise LeaseLostError("another worker holds this job's lease")
+        self._checkpoint(names.checkpoint_dir_name(self.step), elapsed)
+        if reason == "preempt":
+            raise JobPreemptedError(f"worker shutting down at step {self.step}")
+        raise JobCancelledError(f"cancelled by request at step {self.step}")
+
     def _train_step(self) -> torch.Tensor:
         spec = self.spec
         batch = sample_batch(
@@ -329,6 +341,9 @@ class Trainer:
         return out
 
     def _checkpoint(self, folder: str, elapsed: float) -> Path:
+        # Never overwrite the last good checkpoint with weights that already diverged.
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise TrainingError(f"weights became non-finite by step {self.step}; lower optim.lr")
         payload = checkpoint.build_payload(
             self.model,
             self.optimizer,
@@ -338,6 +353,7 @@ class Trainer:
             elapsed_s=elapsed,
             best_val_loss=self.best_val,
             precision=self.precision,
+            torch_rng=torch.get_rng_state(),
         )
         path = checkpoint.save(payload, self.checkpoint_dir / folder / names.CHECKPOINT_FILE)
         self.logger.artifact(path, f"{names.ARTIFACT_CHECKPOINTS}/{folder}")

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from scheduler.cli import compare, jobs, sample, train, worker
+from scheduler.cli import compare, control, jobs, sample, train, worker
 
 app = typer.Typer(
     name="seqq",
@@ -28,6 +28,7 @@ jobs.register(app)
 compare.register(app)
 sample.register(app)
 worker.register(app)
+control.register(app)
 
 
 def main() -> None:

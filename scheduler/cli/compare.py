@@ -126,7 +126,7 @@ def _train_here(specs: dict[str, Any], settings: Any, parent: str) -> dict[str, 
                 )
             job_ids[model] = outcome.job_id
             progress.update(bars[model], stats=outcome.status)
-            if reporter.cancelled():  # Ctrl-C stops the whole comparison, not just this model
+            if reporter.stop_reason():  # Ctrl-C stops the whole comparison, not just this model
                 raise KeyboardInterrupt
     return job_ids
 

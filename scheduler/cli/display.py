@@ -117,8 +117,8 @@ class ProgressReporter:
     def progress(self, info: dict[str, Any]) -> None:
         progress_update(self.bar, self.task, info)
 
-    def cancelled(self) -> bool:
-        return self._stop
+    def stop_reason(self) -> str | None:
+        return "cancel" if self._stop else None
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:

@@ -42,16 +42,30 @@ def tracking_uri(tmp_path: Path) -> str:
 
 @pytest.fixture
 def env(tmp_path: Path, redis_url: str, tracking_uri: str) -> dict[str, str]:
-    return base_env(tmp_path / "home", SEQQ_BROKER_URL=redis_url, SEQQ_MLFLOW_URI=tracking_uri)
+    # Short leases and reaper passes keep fault-injection tests quick.
+    return base_env(
+        tmp_path / "home",
+        SEQQ_BROKER_URL=redis_url,
+        SEQQ_MLFLOW_URI=tracking_uri,
+        SEQQ_LEASE_TTL="3",
+        SEQQ_REAP_INTERVAL="1",
+    )
+
+
+def start_worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Worker:
+    """A real `seqq worker` (prefork, one job at a time) on the cpu queue.
+
+    Each worker keeps its own home (cache, checkpoints): it shares nothing with the client or
+    other workers but Redis and the tracking store, as on another machine.
+    """
+    worker_env = {**env, "SEQQ_HOME": str(tmp_path / f"{name}-home")}
+    proc = Worker(worker_env, tmp_path / f"{name}.log", ["--name", f"{name}@test"])
+    proc.wait_ready()
+    return proc
 
 
 @pytest.fixture
 def worker(env: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
-    """One real `seqq worker` (prefork, one job at a time) on the cpu queue."""
-    # The worker keeps its own home (cache, checkpoints): it shares nothing with the client
-    # but Redis and the tracking store, as on another machine.
-    worker_env = {**env, "SEQQ_HOME": str(tmp_path / "worker-home")}
-    proc = Worker(worker_env, tmp_path / "worker.log")
-    proc.wait_ready()
+    proc = start_worker(env, tmp_path)
     yield proc
     proc.stop()

@@ -1,0 +1,41 @@
+"""The control plane's Celery app: the reaper as a beat-scheduled task on its own queue.
+
+`seqq scheduler` runs this app's worker with an embedded beat. Training workers never consume
+the `control` queue, and the control plane never trains.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from shared import names
+from shared.celery_app import make_app
+from shared.settings import get_settings
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+app = make_app(settings)
+app.conf.beat_schedule = {
+    "reap-lost-jobs": {
+        "task": names.TASK_REAP,
+        "schedule": settings.reap_interval,
+        "options": {"queue": names.QUEUE_CONTROL, "expires": settings.reap_interval},
+    }
+}
+
+
+@app.task(name=names.TASK_REAP)
+def reap() -> list[str]:
+    """Re-queue jobs whose worker vanished (see `scheduler.reaper`)."""
+    import redis
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    from mlflow import MlflowClient
+
+    from scheduler.reaper import reap_once
+
+    client: Any = MlflowClient(settings.tracking_uri)
+    conn = redis.Redis.from_url(settings.broker_url, socket_timeout=10)
+    return reap_once(client, conn, app, settings)
