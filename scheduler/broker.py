@@ -47,17 +47,18 @@ def celery_app(settings: Settings) -> Celery:
     return make_app(settings)
 
 
-def route(spec: TrainSpec, conn: redis.Redis) -> str:
-    """The queue a spec goes to: by device, `auto` preferring a live GPU worker."""
+def route(spec: TrainSpec, conn: redis.Redis, priority: str = "normal") -> str:
+    """The queue a spec goes to: by device (`auto` prefers a live GPU worker) and priority."""
+    from scheduler.cluster import live_workers
+
+    kind = names.QUEUE_CPU
     if spec.device == "cuda":
-        return names.QUEUE_GPU
-    if spec.device == "cpu":
-        return names.QUEUE_CPU
-    for key in conn.scan_iter(match=names.worker_key("*"), count=100):
-        queues = conn.hget(key, "queues") or b""
-        if names.QUEUE_GPU in queues.decode().split(","):
-            return names.QUEUE_GPU
-    return names.QUEUE_CPU
+        kind = names.QUEUE_GPU
+    elif spec.device == "auto":
+        gpu_queues = set(names.drain_order(names.QUEUE_GPU))
+        if any(gpu_queues & set(w["queues"]) for w in live_workers(conn)):
+            kind = names.QUEUE_GPU
+    return names.queue_name(kind, priority)
 
 
 def send_job(app: Celery, job_id: str, spec: TrainSpec, queue: str) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler import broker, tracking
 from shared import names
 from shared.dataset import LocalDataset, check_prompts, resolve_dataset
-from shared.errors import JobNotFoundError, ServiceUnavailableError
+from shared.errors import JobNotFoundError, ServiceUnavailableError, SpecError
 from shared.settings import Settings
 from shared.spec import TrainSpec
 
@@ -67,12 +67,23 @@ def submit(
     settings: Settings,
     parent_run_id: str | None = None,
     run_name: str | None = None,
+    queue: str | None = None,
+    priority: str = "normal",
 ) -> Submission:
-    """Validate, upload the corpus, create the run and enqueue the job."""
+    """Validate, upload the corpus, create the run and enqueue the job.
+
+    The queue is `queue` when given, else chosen from the spec's device and `priority`.
+    """
     dataset = check_inputs(spec, settings)
+    if priority not in names.PRIORITIES:
+        raise SpecError(
+            f"--priority: expected one of {', '.join(names.PRIORITIES)}, got {priority!r}"
+        )
+    if queue is not None and queue not in names.QUEUES:
+        raise SpecError(f"--queue: expected one of {', '.join(names.QUEUES)}, got {queue!r}")
     conn = broker.redis_client(settings)
     client = tracking.tracking_client(settings)
-    queue = broker.route(spec, conn)
+    queue = queue or broker.route(spec, conn, priority)
     app = broker.celery_app(settings)
     resolved, run_id = _register(client, spec, dataset, settings, queue, parent_run_id, run_name)
     try:

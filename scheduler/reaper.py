@@ -23,7 +23,7 @@ from shared.spec import TrainSpec
 log = logging.getLogger(__name__)
 
 # Jobs trained by `seqq run` hold no lease (no broker): they are not the reaper's.
-REAPABLE_QUEUES = (names.QUEUE_CPU, names.QUEUE_GPU)
+REAPABLE_QUEUES = names.QUEUES
 
 
 def running_jobs(client: Any) -> list[Any]:

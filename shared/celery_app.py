@@ -43,6 +43,8 @@ def make_app(settings: Settings | None = None) -> Celery:
         broker_connection_timeout=settings.job_timeout,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
+            # Drain queues in the order a worker lists them: high, normal, low.
+            "queue_order_strategy": "priority",
             "socket_connect_timeout": settings.job_timeout,
         },
         result_backend_transport_options={"socket_connect_timeout": settings.job_timeout},

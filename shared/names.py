@@ -11,10 +11,24 @@ from __future__ import annotations
 TASK_TRAIN = "seqq.train"
 TASK_REAP = "seqq.reap"
 
-# Queues. Jobs route by the spec's device; `cpu` is the fallback every CPU worker drains.
+# Queues. Jobs route by the spec's device to `cpu` or `gpu`; a priority other than normal
+# adds a suffix (`gpu.high`, `cpu.low`). Workers drain high, then normal, then low.
 QUEUE_CPU = "cpu"
 QUEUE_GPU = "gpu"
-QUEUES = (QUEUE_CPU, QUEUE_GPU)
+PRIORITIES = ("high", "normal", "low")
+
+
+def queue_name(kind: str, priority: str = "normal") -> str:
+    """The queue for a device kind (cpu, gpu) and a priority (high, normal, low)."""
+    return kind if priority == "normal" else f"{kind}.{priority}"
+
+
+def drain_order(kind: str) -> list[str]:
+    """The queues a worker of this kind consumes, most urgent first."""
+    return [queue_name(kind, p) for p in PRIORITIES]
+
+
+QUEUES = (*drain_order(QUEUE_CPU), *drain_order(QUEUE_GPU))
 QUEUE_CONTROL = "control"  # the control plane's own tasks (the reaper), never training
 
 # MLflow experiments.

@@ -19,7 +19,14 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore
-from celery.signals import worker_process_init, worker_shutting_down
+from celery.signals import (
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from shared import names
 from shared.celery_app import make_app
@@ -34,9 +41,39 @@ _PREEMPTED = threading.Event()  # set in a pool process when it receives SIGTERM
 
 @worker_process_init.connect
 def _init_pool_process(**_: Any) -> None:
-    """Import torch and the job code now (a job starts training at once); catch SIGTERM."""
-    signal.signal(signal.SIGTERM, lambda *_: _PREEMPTED.set())
+    """Import torch and the job code now, so a job starts training at once."""
     import worker.job  # noqa: F401
+
+
+@worker_ready.connect
+def _register(sender: Any = None, **_: Any) -> None:
+    from worker import registry
+
+    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()]
+    registry.announce(sender.hostname, queues)
+
+
+@worker_shutdown.connect
+def _unregister(**_: Any) -> None:
+    from worker import registry
+
+    registry.withdraw()
+
+
+@task_prerun.connect
+def _job_started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    if task is not None and task.name == names.TASK_TRAIN and task_id:
+        from worker import registry
+
+        registry.job_started(task.request.hostname or "", task_id)
+
+
+@task_postrun.connect
+def _job_ended(task: Any = None, **_: Any) -> None:
+    if task is not None and task.name == names.TASK_TRAIN:
+        from worker import registry
+
+        registry.job_ended(task.request.hostname or "")
 
 
 @worker_shutting_down.connect
@@ -112,6 +149,11 @@ def train(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     import redis
 
     from worker.job import run_job
+
+    # SIGTERM straight to the pool process (systemd, `kill` of the process group): checkpoint
+    # and hand the job back instead of dying mid-step. Installed here because billiard resets
+    # signal handlers after the process initializer.
+    signal.signal(signal.SIGTERM, lambda *_: _PREEMPTED.set())
     from worker.lease import Lease
 
     settings = get_settings()

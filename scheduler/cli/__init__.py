@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from scheduler.cli import compare, control, jobs, sample, train, worker
+from scheduler.cli import cluster, compare, control, jobs, sample, train, worker
 
 app = typer.Typer(
     name="seqq",
@@ -29,6 +29,7 @@ compare.register(app)
 sample.register(app)
 worker.register(app)
 control.register(app)
+cluster.register(app)
 
 
 def main() -> None:

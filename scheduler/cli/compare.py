@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from scheduler.cli.options import SpecFlags, spec_options
+from scheduler.cli.options import PriorityOpt, QueueOpt, SpecFlags, spec_options
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +30,8 @@ def compare(
         Path | None, typer.Option("--report", help="Also write the Markdown report and plots here.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    queue: QueueOpt = None,
+    priority: PriorityOpt = "normal",
     *,
     flags: SpecFlags,
 ) -> None:
@@ -86,7 +88,7 @@ def compare(
         if local:
             job_ids = _train_here(specs, settings, parent)
         else:
-            job_ids = _train_on_workers(specs, settings, parent, client)
+            job_ids = _train_on_workers(specs, settings, parent, client, queue, priority)
         with tempfile.TemporaryDirectory() as tmp:
             results = [cmp.read_result(client, job_ids[m], tmp) for m in cells]
             from scheduler.report import write_report
@@ -132,14 +134,19 @@ def _train_here(specs: dict[str, Any], settings: Any, parent: str) -> dict[str, 
 
 
 def _train_on_workers(
-    specs: dict[str, Any], settings: Any, parent: str, client: Any
+    specs: dict[str, Any],
+    settings: Any,
+    parent: str,
+    client: Any,
+    queue: str | None = None,
+    priority: str = "normal",
 ) -> dict[str, str]:
     from scheduler import broker, jobs
     from scheduler import compare as cmp
     from scheduler.cli import display
 
     job_ids = {
-        m: jobs.submit(s, settings, parent, cmp.child_run_name(s, m)).job_id
+        m: jobs.submit(s, settings, parent, cmp.child_run_name(s, m), queue, priority).job_id
         for m, s in specs.items()
     }
     display.follow(job_ids, broker.celery_app(settings), client)

@@ -134,6 +134,18 @@ SPEC_FLAGS: list[tuple[str, str | None, Any, tuple[str, ...], str]] = [
 ]
 
 
+QueueOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--queue", help="Send to this queue (cpu, gpu, cpu.high, ...) instead of routing."
+    ),
+]
+PriorityOpt = Annotated[
+    str,
+    typer.Option("--priority", help="high, normal or low: workers drain high queues first."),
+]
+
+
 class SpecFlags:
     """The values of the spec flags one command received."""
 

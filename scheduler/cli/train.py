@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from scheduler.cli.options import SpecFlags, spec_options
+from scheduler.cli.options import PriorityOpt, QueueOpt, SpecFlags, spec_options
 
 
 def register(app: typer.Typer) -> None:
@@ -64,10 +64,15 @@ def submit(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the submission as one JSON object.")
     ] = False,
+    queue: QueueOpt = None,
+    priority: PriorityOpt = "normal",
     *,
     flags: SpecFlags,
 ) -> None:
     """Validate a training spec and enqueue it for a worker.
+
+    Routing: `device: cuda` goes to the gpu queue, `cpu` to the cpu queue, `auto` to gpu when
+    a live GPU worker exists; `--priority` picks the high/low variant, `--queue` overrides.
 
     Prints the job id (= the MLflow run id) and the run's address. Bad input is refused with
     one line and exit code 2; nothing is enqueued.
@@ -79,7 +84,7 @@ def submit(
     from shared.settings import get_settings
 
     settings = get_settings()
-    submission = jobs.submit(flags.build(), settings)
+    submission = jobs.submit(flags.build(), settings, queue=queue, priority=priority)
     if json_out and not wait:
         display.print_json(submission.__dict__)
         return

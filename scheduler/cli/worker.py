@@ -1,9 +1,12 @@
-"""`seqq worker`: a Celery worker process for seqq jobs."""
+"""`seqq worker`: Celery workers for seqq jobs, one per GPU or a pool of CPU workers."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 from typing import Annotated
 
 import typer
@@ -14,36 +17,71 @@ def register(app: typer.Typer) -> None:
 
 
 def worker(
+    gpus: Annotated[
+        str | None,
+        typer.Option("--gpus", help="'all' or indices '0,1': one pinned worker process per GPU."),
+    ] = None,
+    cpus: Annotated[
+        int | None,
+        typer.Option("--cpus", min=1, help="N CPU jobs at once; torch threads split across them."),
+    ] = None,
     queues: Annotated[
-        str, typer.Option("--queues", "-Q", help="Comma-separated queues to drain.")
-    ] = "cpu",
+        str | None,
+        typer.Option(
+            "--queues", "-Q", help="Queues to drain, most urgent first (default by kind)."
+        ),
+    ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Jobs at once.")
+        int, typer.Option("--concurrency", "-c", min=1, help="Jobs at once (CPU workers).")
     ] = 1,
     name: Annotated[
-        str | None, typer.Option("--name", help="Worker name (default seqq-QUEUES@host).")
+        str | None, typer.Option("--name", help="Worker name (default seqq-cpu@host).")
     ] = None,
     loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level.")] = "INFO",
 ) -> None:
-    """Start a worker that trains seqq jobs from the queue(s).
+    """Start workers that train seqq jobs from the queues.
 
-    Each job runs in a fresh pool process that gets cores / concurrency torch threads.
-    Point it at the shared broker and tracking server with SEQQ_BROKER_URL and
-    SEQQ_MLFLOW_URI.
+    * `seqq worker` - one CPU worker on cpu.high, cpu, cpu.low (in that order).
+    * `seqq worker --cpus 2` - two CPU jobs at once, each with half the cores.
+    * `seqq worker --gpus all` - one worker process per GPU, each pinned with
+      CUDA_VISIBLE_DEVICES, one job at a time, on gpu.high, gpu, gpu.low.
 
-    Example: `SEQQ_BROKER_URL=redis://head:6379/0 SEQQ_MLFLOW_URI=http://head:5000 seqq worker`
+    This process never touches CUDA. Point workers at the shared services with
+    SEQQ_BROKER_URL and SEQQ_MLFLOW_URI. SIGTERM checkpoints running jobs and hands them back.
+
+    Example: `SEQQ_BROKER_URL=redis://head:6379/0 seqq worker --gpus all`
     """
     from scheduler.broker import redis_client
+    from shared import names
+    from shared.errors import SpecError
     from shared.settings import get_settings
 
     settings = get_settings()
     redis_client(settings)  # one-line error now rather than Celery's retry loop
-    if not settings.torch_threads:
-        os.environ["SEQQ_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // concurrency))
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    host = socket.gethostname()
+    if gpus is not None:
+        if cpus is not None:
+            raise SpecError("--gpus and --cpus: choose one kind of worker per command")
+        from scheduler.gpus import select_gpus, visible_gpus
+
+        devices = select_gpus(gpus, visible_gpus())
+        order = queues or ",".join(names.drain_order(names.QUEUE_GPU))
+        if len(devices) == 1:
+            os.environ["CUDA_VISIBLE_DEVICES"] = devices[0]
+            _run_celery(order, 1, name or f"seqq-gpu{devices[0]}@{host}", loglevel)
+            return
+        raise typer.Exit(_supervise(devices, order, name or "seqq", host, loglevel))
+    n = cpus or concurrency
+    if not settings.torch_threads:
+        os.environ["SEQQ_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
+    order = queues or ",".join(names.drain_order(names.QUEUE_CPU))
+    _run_celery(order, n, name or f"seqq-cpu@{host}", loglevel)
+
+
+def _run_celery(queues: str, concurrency: int, hostname: str, loglevel: str) -> None:
     from worker.tasks import app
 
-    hostname = name or f"seqq-{queues.replace(',', '-')}@{socket.gethostname()}"
     app.worker_main(
         [
             "worker",
@@ -56,3 +94,36 @@ def worker(
             "--max-tasks-per-child=1",
         ]
     )
+
+
+def _supervise(devices: list[str], queues: str, prefix: str, host: str, loglevel: str) -> int:
+    """One `seqq worker --gpus i` child per device; signals are passed on; exits when all do."""
+    children = []
+    for index, device in enumerate(devices):
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
+        argv = [
+            sys.executable,
+            "-m",
+            "scheduler.cli",
+            "worker",
+            "--gpus",
+            "0",
+            "--queues",
+            queues,
+            "--name",
+            f"{prefix}-gpu{device}@{host}",
+            "--loglevel",
+            loglevel,
+        ]
+        children.append(subprocess.Popen(argv, env=env))
+        typer.echo(f"worker {index}: GPU {device} (pid {children[-1].pid})", err=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
