@@ -54,4 +54,13 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
     )
+    # rediss:// (TLS) through the URL alone: verify certificates unless the URL says otherwise.
+    for url, key in (
+        (settings.broker_url, "broker_use_ssl"),
+        (settings.backend_url, "redis_backend_use_ssl"),
+    ):
+        if url.startswith("rediss://") and "ssl_cert_reqs" not in url:
+            import ssl
+
+            app.conf[key] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     return app
