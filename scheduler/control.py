@@ -7,15 +7,15 @@ the `control` queue, and the control plane never trains.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from shared import names
 from shared.celery_app import make_app
-from shared.settings import get_settings
+from shared.settings import get_settings, mlflow_env_defaults
 
 log = logging.getLogger(__name__)
 settings = get_settings()
+mlflow_env_defaults()
 app = make_app(settings)
 app.conf.beat_schedule = {
     "reap-lost-jobs": {
@@ -30,8 +30,6 @@ app.conf.beat_schedule = {
 def reap() -> list[str]:
     """Re-queue jobs whose worker vanished (see `scheduler.reaper`)."""
     import redis
-
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     from mlflow import MlflowClient
 
     from scheduler.reaper import reap_once

@@ -9,7 +9,6 @@ can be compared - from the moment of submission.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 from shared import names
 from shared.dataset import LocalDataset
 from shared.errors import ServiceUnavailableError
-from shared.settings import Settings, mask_url
+from shared.settings import Settings, mask_url, mlflow_env_defaults
 from shared.spec import TrainSpec
 
 if TYPE_CHECKING:
@@ -44,9 +43,7 @@ def check_tracking(settings: Settings) -> None:
 
 def tracking_client(settings: Settings) -> MlflowClient:
     """An MlflowClient with bounded retries, after a reachability check."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.job_timeout)))
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow_env_defaults(http_retries=2, http_timeout=settings.job_timeout)
     check_tracking(settings)
     from mlflow import MlflowClient
 

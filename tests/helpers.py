@@ -67,7 +67,10 @@ def seqq(
 def seqq_json(args: list[str], env: dict[str, str], timeout: float = 300) -> Any:
     done = seqq([*args, "--json"], env, timeout)
     assert done.returncode == 0, f"seqq {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return json.loads(done.stdout)
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"seqq {' '.join(args)}: not JSON:\n{done.stdout}\n{done.stderr}") from None
 
 
 def wait_until(
@@ -87,11 +90,17 @@ def wait_until(
 class Worker:
     """A real `seqq worker` process, its output captured to a log file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        args: list[str] | None = None,
+        prefix: list[str] | None = None,
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [SEQQ, "worker", *(args or [])],
+            [*(prefix or []), SEQQ, "worker", *(args or [])],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -27,10 +27,10 @@ MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 
 def configure_mlflow_env() -> None:
     """Bound MLflow's own HTTP retries: our logger retries itself, without stalling a step."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    from shared.settings import mlflow_env_defaults
+
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow_env_defaults(http_retries=2, http_timeout=30)
 
 
 PERMANENT_ERRORS = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "INVALID_STATE")

@@ -35,8 +35,9 @@ cluster.register(app)
 def main() -> None:
     """Console entry point: run the app, turning seqq errors into one-line messages."""
     from shared.errors import SeqqError
+    from shared.settings import mlflow_env_defaults
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow_env_defaults()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Annotated
 
@@ -32,7 +31,6 @@ def scheduler(
     settings = get_settings()
     redis_client(settings)
     check_tracking(settings)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from scheduler.control import app
 
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,6 @@ def worker(
 
     settings = get_settings()
     redis_client(settings)  # one-line error now rather than Celery's retry loop
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     host = socket.gethostname()
     if gpus is not None:
         if cpus is not None:
