@@ -70,7 +70,8 @@ def seqq_json(args: list[str], env: dict[str, str], timeout: float = 300) -> Any
     try:
         return json.loads(done.stdout)
     except json.JSONDecodeError:
-        raise AssertionError(f"seqq {' '.join(args)}: not JSON:\n{done.stdout}\n{done.stderr}") from None
+        shown = " ".join(args)
+        raise AssertionError(f"seqq {shown}: not JSON:\n{done.stdout}\n{done.stderr}") from None
 
 
 def wait_until(

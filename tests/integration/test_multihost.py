@@ -140,7 +140,7 @@ def test_jobs_submitted_here_finish_on_workers_in_other_network_namespaces(
         for proc in workers:
             proc.wait_ready(timeout=120)
         jobs = [
-            seqq_json(["submit", *TINY, "--max-steps", "300", "--seed", str(seed)], env)["job_id"]
+            seqq_json(["submit", *TINY, "--max-steps", "150", "--seed", str(seed)], env)["job_id"]
             for seed in (1, 2)
         ]
 
