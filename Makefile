@@ -57,9 +57,16 @@ test-integration: install redis
 demo: install
 	SEQQ_HOME=$${SEQQ_HOME:-$$HOME/.seqq} bash scripts/demo.sh $(SEQQ)
 
-bench: install
+bench: install redis
 	$(PY) tests/bench/train_overhead.py
 	$(PY) tests/bench/data_pipeline.py
+	$(PY) tests/bench/quality.py
+	$(PY) tests/bench/scale.py
+	$(PY) tests/bench/memory_probe.py
+
+# The MLflow compare view of a tiny comparison, screenshotted to docs/ (headless Chromium).
+ui-check: install
+	bash scripts/ui-check.sh docs/mlflow-compare.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

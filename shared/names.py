@@ -10,6 +10,7 @@ from __future__ import annotations
 # Celery task names (sent by name: the client never imports the worker).
 TASK_TRAIN = "seqq.train"
 TASK_REAP = "seqq.reap"
+TASK_PING = "seqq.ping"
 
 # Queues. Jobs route by the spec's device to `cpu` or `gpu`; a priority other than normal
 # adds a suffix (`gpu.high`, `cpu.low`). Workers drain high, then normal, then low.
@@ -68,6 +69,7 @@ METRIC_ELAPSED = "elapsed_s"
 METRIC_VAL_ELAPSED = "val_elapsed_s"  # training wall time at each validation (loss vs time)
 METRIC_TRAIN_TIME = "train_time_s"
 METRIC_CHARS_PER_SEC = "chars_per_sec"
+METRIC_SUBMIT_TO_FIRST_STEP = "submit_to_first_step_s"  # queueing + start-up, fresh runs only
 
 # Artifact paths inside a run.
 ARTIFACT_SPEC = "spec.json"

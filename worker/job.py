@@ -182,6 +182,7 @@ def run_job(
         trainer = Trainer(
             spec, corpus, model, device, precision, logger, reporter, ckpt_dir, resume
         )
+        trainer.submitted_at = run.info.start_time / 1000 if run.info.start_time else None
         result = trainer.run()
         outcome.status = "FINISHED"
         outcome.final_val_loss = result.final_val_loss

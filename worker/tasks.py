@@ -135,6 +135,12 @@ class CeleryReporter:
         return None
 
 
+@app.task(name=names.TASK_PING)
+def ping() -> str:
+    """A no-op round trip: health checks and the dispatch-rate benchmark."""
+    return "pong"
+
+
 @app.task(name=names.TASK_TRAIN, bind=True)
 def train(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Train one job under its lease; the result is the job's outcome."""

@@ -164,6 +164,7 @@ class Trainer:
                 torch.set_rng_state(resume["torch_rng"])  # dropout continues as if uninterrupted
         self._sample_dir = Path(tempfile.mkdtemp(prefix="seqq-samples-"))
         self._started = time.monotonic()
+        self.submitted_at: float | None = None  # epoch seconds the job was submitted, if known
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)
@@ -197,6 +198,9 @@ class Trainer:
                 group["lr"] = lr
             loss_sum += self._train_step()
             loss_count += 1
+            if self.step == 1 and self.submitted_at is not None:
+                latency = time.time() - self.submitted_at
+                self.logger.metrics({names.METRIC_SUBMIT_TO_FIRST_STEP: latency}, 1)
 
             step = self.step
             last = step >= optim.max_steps

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The MLflow UI as the comparison screen: start `mlflow server`, run a tiny `seqq compare`,
+# open MLflow's compare view of the child runs in headless Chromium, save a screenshot.
+#   usage: scripts/ui-check.sh [OUTPUT_PNG]      (make ui-check)
+set -euo pipefail
+VENV_BIN="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin"
+OUT="${1:-docs/mlflow-compare.png}"
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+
+if ! command -v chromium >/dev/null; then
+  echo "installing Debian's chromium (headless browser for the screenshot)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
+fi
+
+tmp=$(mktemp -d)
+port=$("$VENV_BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$VENV_BIN/mlflow" server --host 127.0.0.1 --port "$port" --workers 1 \
+  --backend-store-uri "sqlite:///$tmp/mlflow.db" --serve-artifacts --artifacts-destination "$tmp/artifacts" \
+  >"$tmp/mlflow.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$tmp"' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+  sleep 0.5
+done
+
+SEQQ_HOME="$tmp/home" SEQQ_MLFLOW_URI="http://127.0.0.1:$port" "$VENV_BIN/seqq" compare --local \
+  --models lstm,rnn --hidden-size 64 --num-layers 1 --seq-len 64 --batch-size 32 --max-steps 300 \
+  --eval-every 25 --sample-every 150 --checkpoint-every 1000 --experiment ui-check --json >"$tmp/compare.json"
+
+url=$("$VENV_BIN/python" - "$tmp/compare.json" "$port" <<'PY'
+import json, sys, urllib.parse
+from mlflow import MlflowClient
+out = json.load(open(sys.argv[1])); port = sys.argv[2]
+client = MlflowClient(f"http://127.0.0.1:{port}")
+runs = [m["job_id"] for m in out["models"].values()]
+exp = client.get_run(runs[0]).info.experiment_id
+q = "runs=" + urllib.parse.quote(json.dumps(runs)) + "&experiments=" + urllib.parse.quote(json.dumps([exp]))
+print(f"http://127.0.0.1:{port}/#/compare-runs?{q}")
+PY
+)
+mkdir -p "$(dirname "$OUT")"
+chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  --disable-background-networking --disable-component-update --disable-sync \
+  --user-data-dir="$tmp/chrome" --window-size=1600,1400 --virtual-time-budget=20000 \
+  --hide-scrollbars --screenshot="$OUT" "$url" 2>"$tmp/chrome.log"
+echo "screenshot of $url saved to $OUT"
