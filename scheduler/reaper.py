@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scheduler.broker import send_job
 from shared import names
 from shared.settings import Settings
 from shared.spec import TrainSpec
@@ -79,11 +80,5 @@ def requeue(client: Any, app: Any, run: Any, queue: str) -> None:
     count = int(run.data.tags.get(names.TAG_REQUEUES, "0")) + 1
     client.set_tag(job_id, names.TAG_REQUEUES, str(count))
     client.update_run(job_id, status="SCHEDULED")
-    app.send_task(
-        names.TASK_TRAIN,
-        kwargs={"job_id": job_id, "spec": spec.model_dump(mode="json")},
-        task_id=job_id,
-        queue=queue,
-        routing_key=queue,
-    )
+    send_job(app, job_id, spec, queue)
     log.warning("job %s lost its worker; re-queued on %s (requeue %d)", job_id, queue, count)
