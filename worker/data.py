@@ -63,11 +63,15 @@ def encode_bytes(raw: bytes) -> tuple[Vocab, np.ndarray]:
     """Vocabulary and ids of UTF-8 text, vectorised; ASCII skips decoding altogether."""
     if raw.isascii():
         points = np.frombuffer(raw, dtype=np.uint8)
-        present = np.bincount(points, minlength=128) > 0
-        alphabet = np.flatnonzero(present)
-        lut = np.zeros(256, dtype=id_dtype(len(alphabet)))
-        lut[alphabet] = np.arange(len(alphabet))
-        return Vocab("".join(map(chr, alphabet))), lut[points]
+        counts = np.zeros(256, dtype=np.int64)
+        for start in range(0, len(points), _CHUNK_CHARS):  # bincount copies to intp: chunk it
+            counts += np.bincount(points[start : start + _CHUNK_CHARS], minlength=256)
+        alphabet = np.flatnonzero(counts)
+        table = np.zeros(256, dtype=np.uint8)
+        table[alphabet] = np.arange(len(alphabet))
+        # bytes.translate maps every byte through the table in one C pass, no temporaries.
+        ids = np.frombuffer(raw.translate(table.tobytes()), dtype=np.uint8)
+        return Vocab("".join(map(chr, alphabet))), ids
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
