@@ -61,6 +61,8 @@ def make_progress() -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
+        # The bar changes every log_every steps: redraw once a second, not ten times.
+        refresh_per_second=1,
     )
 
 
