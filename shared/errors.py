@@ -37,12 +37,6 @@ class JobNotFoundError(SeqqError):
     exit_code = 4
 
 
-class JobFailedError(SeqqError):
-    """Raised by `--wait` style commands when the job they follow ends FAILED or KILLED."""
-
-    exit_code = 1
-
-
 class TrainingError(SeqqError):
     """Raised inside a job when training cannot go on (non-finite loss, bad prompt, ...)."""
 
