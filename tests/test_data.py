@@ -69,6 +69,30 @@ def test_encode_bytes_refuses_text_that_is_not_utf8():
         encode_bytes("café".encode("latin-1"))
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_encoding_in_chunks_keeps_characters_split_across_chunk_boundaries_whole(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+):
+    import worker.data
+
+    monkeypatch.setattr(worker.data, "_CHUNK_CHARS", chunk)
+    random.seed(3)
+    alphabet = ["😀", "é", "中", "a", "\n", "\U0010ffff"] + [chr(0x4E00 + i) for i in range(300)]
+    _assert_round_trip("".join(random.choice(alphabet) for _ in range(2000)))
+
+
+@pytest.mark.parametrize("chunk", [3, 5, 1 << 22])
+def test_a_bad_byte_is_reported_at_its_offset_in_the_file(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+):
+    import worker.data
+
+    monkeypatch.setattr(worker.data, "_CHUNK_CHARS", chunk)
+    raw = "ab中é".encode() + b"\xff" + b"tail"
+    with pytest.raises(DataError, match=r"bad byte at 7\b"):
+        encode_bytes(raw)
+
+
 def test_vocab_encode_names_a_character_outside_the_vocabulary():
     with pytest.raises(DataError) as info:
         Vocab("abc").encode("abz")

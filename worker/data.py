@@ -9,8 +9,10 @@ One-hot input is never built here: the model builds it per batch on the training
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from shared.spec import DataSpec
 
 # Bump when the encoding changes, so old caches are never read by new code.
 TOKENIZER_VERSION = "char-v1"
-_CHUNK_CHARS = 1 << 24  # bounds the memory of the non-ASCII path
+_CHUNK_CHARS = 1 << 22  # bounds the temporaries of encoding (bytes, or characters)
 
 
 @dataclass(frozen=True)
@@ -72,23 +74,37 @@ def encode_bytes(raw: bytes) -> tuple[Vocab, np.ndarray]:
         # bytes.translate maps every byte through the table in one C pass, no temporaries.
         ids = np.frombuffer(raw.translate(table.tobytes()), dtype=np.uint8)
         return Vocab("".join(map(chr, alphabet))), ids
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"dataset is not UTF-8 text (bad byte at {exc.start})") from None
-    # Two passes over bounded chunks: first the alphabet, then the ids.
+    # Two passes over bounded chunks (first the alphabet, then the ids), decoding incrementally:
+    # the whole text as one str would cost up to 4 bytes a character on top of the bytes.
     present = np.zeros(0x110000, dtype=bool)
-    for start in range(0, len(text), _CHUNK_CHARS):
-        present[_code_points(text[start : start + _CHUNK_CHARS])] = True
+    total = 0
+    for points in _code_point_chunks(raw):
+        present[points] = True
+        total += len(points)
     alphabet = np.flatnonzero(present)
     dtype = id_dtype(len(alphabet))
     lut = np.zeros(0x110000, dtype=dtype)
     lut[alphabet] = np.arange(len(alphabet))
-    ids = np.empty(len(text), dtype=dtype)
-    for start in range(0, len(text), _CHUNK_CHARS):
-        chunk = _code_points(text[start : start + _CHUNK_CHARS])
-        ids[start : start + len(chunk)] = lut[chunk]
+    ids = np.empty(total, dtype=dtype)
+    at = 0
+    for points in _code_point_chunks(raw):
+        ids[at : at + len(points)] = lut[points]
+        at += len(points)
     return Vocab("".join(map(chr, alphabet))), ids
+
+
+def _code_point_chunks(raw: bytes) -> Iterator[np.ndarray]:
+    """The code points of UTF-8 `raw`, a bounded chunk at a time (one-line error if not UTF-8)."""
+    decoder, view = codecs.getincrementaldecoder("utf-8")(), memoryview(raw)
+    for start in range(0, len(raw), _CHUNK_CHARS):
+        try:
+            text = decoder.decode(
+                view[start : start + _CHUNK_CHARS], start + _CHUNK_CHARS >= len(raw)
+            )
+        except UnicodeDecodeError as exc:
+            at = start + exc.start - len(decoder.getstate()[0])
+            raise DataError(f"dataset is not UTF-8 text (bad byte at {max(at, 0)})") from None
+        yield _code_points(text)
 
 
 def normalise(raw: bytes, data: DataSpec) -> bytes:
