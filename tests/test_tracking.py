@@ -147,6 +147,20 @@ def test_artifacts_are_uploaded_in_order_and_delete_after_removes_only_those_fil
     assert [path.exists() for path in paths] == [not delete for _, _, delete in plan]
 
 
+def test_text_artifacts_are_uploaded_and_leave_no_files_behind_after_close(make_logger):
+    client = FakeClient()
+    logger = make_logger(client)
+    logger.artifact_text("step-1-p0.txt", "To be, or not", "samples")
+    logger.artifact_text("vocab.json", '{"chars": ["a"]}')
+    scratch = logger.scratch
+    assert logger.close(timeout=30)
+    assert client.artifacts == [
+        ("step-1-p0.txt", "samples", "To be, or not"),
+        ("vocab.json", None, '{"chars": ["a"]}'),
+    ]
+    assert not scratch.exists()
+
+
 def test_close_delivers_what_is_still_queued(make_logger, tmp_path: Path):
     client = FakeClient()
     logger = make_logger(client)

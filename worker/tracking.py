@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections import deque
@@ -79,6 +81,8 @@ class RunLogger:
         self._flush_requested = False
         self._last_sent = time.monotonic()
         self.failures = 0
+        # Files written only to be uploaded (samples, the vocabulary); removed on close.
+        self.scratch = Path(tempfile.mkdtemp(prefix="seqq-upload-"))
         self._thread = threading.Thread(target=self._loop, name="seqq-mlflow-logger", daemon=True)
         self._thread.start()
 
@@ -103,6 +107,12 @@ class RunLogger:
                 local_path.unlink(missing_ok=True)
 
         self.call(upload)
+
+    def artifact_text(self, name: str, text: str, artifact_path: str | None = None) -> None:
+        """Upload `text` as an artifact file called `name` (written to the scratch dir)."""
+        path = self.scratch / name
+        path.write_text(text, encoding="utf-8")
+        self.artifact(path, artifact_path, delete_after=True)
 
     def call(self, fn: Callable[[], object]) -> None:
         """Run any tracking call in the background, retried until it succeeds."""
@@ -136,6 +146,8 @@ class RunLogger:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            shutil.rmtree(self.scratch, ignore_errors=True)
         return delivered
 
     # -- consumer side (the background thread) ----------------------------------------------

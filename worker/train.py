@@ -10,7 +10,6 @@ so validation losses compare across precisions, resumes and models.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,7 +161,6 @@ class Trainer:
             self.best_val = float(resume.get("best_val_loss", math.inf))
             if isinstance(resume.get("torch_rng"), torch.Tensor):
                 torch.set_rng_state(resume["torch_rng"])  # dropout continues as if uninterrupted
-        self._sample_dir = Path(tempfile.mkdtemp(prefix="seqq-samples-"))
         self._started = time.monotonic()
         self.submitted_at: float | None = None  # epoch seconds the job was submitted, if known
 
@@ -331,9 +329,8 @@ class Trainer:
             )
             text = prompt + self.corpus.vocab.decode(new)
             out[prompt] = text
-            path = self._sample_dir / f"{names.checkpoint_dir_name(step)}-p{i}.txt"
-            path.write_text(text, encoding="utf-8")
-            self.logger.artifact(path, names.ARTIFACT_SAMPLES, delete_after=True)
+            name = f"{names.checkpoint_dir_name(step)}-p{i}.txt"
+            self.logger.artifact_text(name, text, names.ARTIFACT_SAMPLES)
             rows["step"].append(step)
             rows["prompt"].append(prompt)
             rows["sample"].append(text)
