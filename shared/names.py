@@ -53,6 +53,7 @@ TAG_RESUMES = "seqq.resumes"
 TAG_NUM_PARAMS = "seqq.num_params"
 TAG_COMPARE_MODELS = "seqq.compare.models"
 TAG_STEPS = "seqq.steps"  # optimizer steps trained when the run ended
+TAG_DATA_CACHE = "seqq.data.cache"  # "hit" when the worker reused encoded ids, else "miss"
 TAG_REQUEUES = "seqq.requeues"  # times the reaper re-queued the job after its worker vanished
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_RUN_NAME = "mlflow.runName"
@@ -69,6 +70,7 @@ METRIC_ELAPSED = "elapsed_s"
 METRIC_VAL_ELAPSED = "val_elapsed_s"  # training wall time at each validation (loss vs time)
 METRIC_TRAIN_TIME = "train_time_s"
 METRIC_CHARS_PER_SEC = "chars_per_sec"
+METRIC_PREPROCESS_TIME = "preprocess_s"  # fetch, verify, encode (or load from the cache)
 METRIC_SUBMIT_TO_FIRST_STEP = "submit_to_first_step_s"  # queueing + start-up, fresh runs only
 
 # Artifact paths inside a run.

@@ -16,7 +16,7 @@ import platform
 import shutil
 import socket
 import subprocess
-import tempfile
+import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -167,12 +167,17 @@ def run_job(
             logger.call(lambda: client.set_tag(job_id, names.TAG_RESUMES, str(resumes)))
             log.info("job %s resumes from step %s (resume %d)", job_id, resume["step"], resumes)
 
+        preprocess_start = time.monotonic()
         path = fetch_dataset(spec.data, settings)
         sha = spec.data.sha256 or sha256_file(path)
         corpus = load_corpus(path, sha, spec.data, settings.cache_dir / "encoded")
-        vocab_file = Path(tempfile.mkdtemp(prefix="seqq-vocab-")) / names.ARTIFACT_VOCAB
-        vocab_file.write_text(json.dumps({"chars": corpus.vocab.chars}), encoding="utf-8")
-        logger.artifact(vocab_file, delete_after=True)
+        cache = "hit" if corpus.cache_hit else "miss"
+        logger.call(lambda: client.set_tag(job_id, names.TAG_DATA_CACHE, cache))
+        if resume is None:
+            preprocess_s = time.monotonic() - preprocess_start
+            logger.metrics({names.METRIC_PREPROCESS_TIME: preprocess_s}, 0)
+        log.info("job %s: corpus ready (%s ids, cache %s)", job_id, f"{len(corpus.ids):,}", cache)
+        logger.artifact_text(names.ARTIFACT_VOCAB, json.dumps({"chars": corpus.vocab.chars}))
 
         torch.manual_seed(spec.run.seed)
         model = CharRNN.from_spec(spec.model, corpus.vocab.size)
