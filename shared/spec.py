@@ -88,12 +88,19 @@ def parse_duration(value: Any) -> float | None:
     raise ValueError("expected seconds or a duration like '90s', '10m', '1.5h'")
 
 
+UNCAPPED_STEPS = 10**9  # max_steps when a time budget alone ends training
+
+
 class OptimSpec(_Group):
     """Optimisation: AdamW with warm-up, a cosine or constant schedule and gradient clipping."""
 
     lr: float = Field(3e-3, gt=0.0, description="Peak learning rate of AdamW.")
     batch_size: int = Field(64, ge=1, le=65536, description="Sequences per optimizer step.")
-    max_steps: int = Field(2000, ge=1, description="Optimizer steps to train for.")
+    max_steps: int = Field(
+        2000,
+        ge=1,
+        description="Optimizer steps to train for (with a time_budget and no max_steps: no cap).",
+    )
     time_budget: float | None = Field(
         None,
         gt=0.0,
@@ -113,6 +120,15 @@ class OptimSpec(_Group):
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return parse_duration(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_alone_ends_training(cls, values: Any) -> Any:
+        """A time budget without max_steps trains for the whole budget, not 2000 steps."""
+        budget_only = isinstance(values, dict) and values.get("max_steps") is None
+        if budget_only and values.get("time_budget") is not None:
+            return {**values, "max_steps": UNCAPPED_STEPS}
+        return values
 
 
 class RunSpec(_Group):

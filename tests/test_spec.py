@@ -123,6 +123,18 @@ def test_time_budget_accepts_plain_numbers_as_seconds(number):
     assert build_spec({"optim": {"time_budget": number}}).optim.time_budget == float(number)
 
 
+def test_a_time_budget_alone_ends_training_but_an_explicit_max_steps_still_caps_it():
+    from shared.spec import UNCAPPED_STEPS
+
+    assert build_spec({"optim": {"time_budget": "10m"}}).optim.max_steps == UNCAPPED_STEPS
+    both = build_spec({"optim": {"time_budget": "10m"}}, {"optim.max_steps": 300})
+    assert both.optim.max_steps == 300
+    assert TrainSpec().optim.max_steps == 2000
+    # The worker re-validates the spec it receives: the uncapped value survives the round trip.
+    spec = build_spec(overrides={"optim.time_budget": 90})
+    assert TrainSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
 def test_time_budget_defaults_to_none_and_none_stays_none():
     assert TrainSpec().optim.time_budget is None
     assert parse_duration(None) is None

@@ -26,6 +26,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from shared.spec import UNCAPPED_STEPS
+
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
@@ -80,7 +82,8 @@ def progress_update(progress: Progress, task: TaskID, info: dict[str, Any]) -> N
     budget = info.get("time_budget")
     max_steps = info.get("max_steps") or 1
     if budget and (
-        max_steps >= 10**8 or info.get("elapsed_s", 0) / budget > info.get("step", 0) / max_steps
+        max_steps >= UNCAPPED_STEPS
+        or info.get("elapsed_s", 0) / budget > info.get("step", 0) / max_steps
     ):
         progress.update(
             task,
@@ -136,7 +139,8 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     }
     for job in jobs:
         step = fmt(job.get("step"))
-        if job.get("max_steps") and job.get("status") in ("RUNNING", "QUEUED"):
+        capped = (job.get("max_steps") or UNCAPPED_STEPS) < UNCAPPED_STEPS
+        if capped and job.get("status") in ("RUNNING", "QUEUED"):
             step = f"{fmt(job.get('step') or 0)}/{job['max_steps']}"
         colour = colours.get(job["status"], "white")
         table.add_row(
