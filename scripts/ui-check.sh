@@ -14,7 +14,7 @@ fi
 
 tmp=$(mktemp -d)
 port=$("$VENV_BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$VENV_BIN/mlflow" server --host 127.0.0.1 --port "$port" --workers 1 \
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "$VENV_BIN/mlflow" server --host 127.0.0.1 --port "$port" --workers 1 \
   --backend-store-uri "sqlite:///$tmp/mlflow.db" --serve-artifacts --artifacts-destination "$tmp/artifacts" \
   >"$tmp/mlflow.log" 2>&1 &
 server=$!

@@ -44,6 +44,17 @@ TINY = [
 ]
 
 
+def mlflow_server_env() -> dict[str, str]:
+    """The environment of an `mlflow server` a test starts: no telemetry, and no job runner
+    (MLflow 3 forks about seven huey consumers for GenAI jobs seqq never uses)."""
+    return {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+
+
 def base_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEQQ_", "MLFLOW_"))}
     env.update(

@@ -24,6 +24,7 @@ from tests.helpers import (
     Service,
     Worker,
     free_port,
+    mlflow_server_env,
     seqq_json,
     wait_until,
 )
@@ -117,7 +118,7 @@ def test_jobs_submitted_here_finish_on_workers_in_other_network_namespaces(
             str(tmp_path / "server-artifacts"),
         ],
         tmp_path / "mlflow.log",
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        env=mlflow_server_env(),
     )
     workers: list[Worker] = []
     try:

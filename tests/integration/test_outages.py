@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from shared import names
-from tests.helpers import Service, free_port, seqq_json, wait_for_port
+from tests.helpers import Service, free_port, mlflow_server_env, seqq_json, wait_for_port
 from tests.integration.conftest import start_worker
 from tests.integration.test_reliability import (
     MEDIUM,
@@ -74,9 +74,7 @@ def test_mlflow_down_for_30_seconds_mid_job_loses_no_metric(
         "--artifacts-destination",
         str(tmp_path / "server-artifacts"),
     ]
-    server = Service(
-        argv, tmp_path / "mlflow.log", env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    )
+    server = Service(argv, tmp_path / "mlflow.log", env=mlflow_server_env())
     wait_for_port(port, timeout=120)
     env = {**env, "SEQQ_MLFLOW_URI": f"http://127.0.0.1:{port}"}
     worker = start_worker(env, tmp_path)
