@@ -6,7 +6,11 @@ behind: no dataset upload, no MLflow run, no message in the queue.
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scheduler import broker, tracking
@@ -21,6 +25,8 @@ if TYPE_CHECKING:
 
     from worker.job import JobOutcome
     from worker.train import Reporter
+
+log = logging.getLogger(__name__)
 
 STATUS_LABEL = {"SCHEDULED": "QUEUED"}
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
@@ -109,12 +115,72 @@ def run_here(
     """Train in this process through the same job function a worker runs (no broker)."""
     dataset = check_inputs(spec, settings)
     client = tracking.tracking_client(settings)
-    resolved, run_id = _register(client, spec, dataset, settings, "local", parent_run_id, run_name)
+    for orphan in close_orphaned_local_runs(client):
+        log.warning("closed run %s: the `seqq run` that trained it died", orphan)
+    resolved, run_id = _register(
+        client, spec, dataset, settings, names.QUEUE_LOCAL, parent_run_id, run_name
+    )
+    client.set_tag(run_id, names.TAG_LOCAL_OWNER, process_identity(os.getpid()))
     from worker.job import run_job  # the only place the client side imports torch
 
     outcome = run_job(run_id, resolved, reporter, settings)
     experiment_id = client.get_run(run_id).info.experiment_id
     return outcome, tracking.run_url(settings, experiment_id, run_id)
+
+
+def process_identity(pid: int) -> str:
+    """`pid:start`, where start is the process's start time in clock ticks (Linux), so a
+    recycled pid is never mistaken for the process that owned a run."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        return str(pid)
+
+
+def _owner_alive(owner: str) -> bool:
+    pid_text, _, start = owner.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return True  # not ours to judge
+    if start and Path("/proc").is_dir():
+        return process_identity(pid) == owner
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_orphaned_local_runs(client: MlflowClient) -> list[str]:
+    """End the RUNNING runs of `seqq run` processes on this host that died without closing them
+    (SIGKILL, a closed terminal, power loss): FAILED, with the reason. Queued jobs are the
+    reaper's; these have no broker and no lease, so the next `seqq run` here tidies them."""
+    host = socket.gethostname()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    closed = []
+    for run in client.search_runs(
+        experiments,
+        filter_string=(
+            f"tags.`{names.TAG_QUEUE}` = '{names.QUEUE_LOCAL}' and attributes.status = 'RUNNING' "
+            f"and tags.`{names.TAG_WORKER_HOST}` = '{host}'"
+        ),
+        max_results=1000,
+    ):
+        owner = run.data.tags.get(names.TAG_LOCAL_OWNER)
+        if owner is None or _owner_alive(owner):
+            continue
+        pid = owner.partition(":")[0]
+        reason = f"the `seqq run` process (pid {pid}) that trained this job died before it ended"
+        client.set_tag(run.info.run_id, names.TAG_ERROR, reason)
+        client.set_terminated(run.info.run_id, "FAILED")
+        closed.append(run.info.run_id)
+    return closed
 
 
 def _get_run(client: MlflowClient, job_id: str) -> Any:

@@ -297,3 +297,43 @@ def test_a_worker_refuses_a_local_path_outside_its_data_roots(
     )
     assert wait_status(env, run.info.run_id, ("FINISHED", "FAILED", "KILLED")) == "FAILED"
     assert "SEQQ_DATA_ROOTS" in client.get_run(run.info.run_id).data.tags[names.TAG_ERROR]
+
+
+def test_a_killed_seqq_run_leaves_no_run_running_once_seqq_run_is_used_again(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    import subprocess
+
+    from tests.helpers import SEQQ, TINY
+
+    client = mlflow(env)
+    log = (tmp_path / "killed-run.log").open("wb")
+    killed = subprocess.Popen(
+        [SEQQ, "run", *MEDIUM, "--max-steps", "100000", "--experiment", "embedded"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def running() -> str | None:
+        if killed.poll() is not None:
+            raise AssertionError((tmp_path / "killed-run.log").read_text())
+        experiment = client.get_experiment_by_name("embedded")
+        if experiment is None:
+            return None
+        runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+        return runs[0].info.run_id if runs else None
+
+    orphan = wait_until(running, 120, "the embedded run to be RUNNING")
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=10)
+    log.close()
+    assert client.get_run(orphan).info.status == "RUNNING"  # nobody could close it
+
+    done = seqq(["run", *TINY, "--max-steps", "10", "--experiment", "embedded"], env)
+    assert done.returncode == 0, done.stderr
+    assert orphan in done.stderr  # said so, on stderr
+    run = client.get_run(orphan)
+    assert run.info.status == "FAILED"
+    assert f"pid {killed.pid}" in run.data.tags[names.TAG_ERROR]
