@@ -53,7 +53,7 @@ def fmt_time(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
 
 
-def make_progress() -> Progress:
+def make_progress(console: Console | None = None) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -61,7 +61,7 @@ def make_progress() -> Progress:
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=console or err_console,
         transient=False,
         # The bar changes every log_every steps: redraw once a second, not ten times.
         refresh_per_second=1,
