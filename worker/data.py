@@ -24,7 +24,7 @@ from shared.spec import DataSpec
 
 # Bump when the encoding changes, so old caches are never read by new code.
 TOKENIZER_VERSION = "char-v1"
-_CHUNK_CHARS = 1 << 22  # bounds the temporaries of encoding (bytes, or characters)
+_CHUNK_CHARS = 1 << 20  # bounds the temporaries of encoding (bytes, or characters)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,7 @@ the corpus to disk and stays small, so no child inherits a high-water mark from 
                       array (decode + vocabulary + ids);
 * whole-corpus one-hot: a float32 (chars x vocab) matrix built from the ids with `np.eye(V)[ids]`
                       on a slice, EXTRAPOLATED linearly to the corpus (the real one would not fit);
-* candidate fix:      a sketch for this benchmark only (not seqq code), ASCII and Unicode: the
-                      alphabet by bincount over 1M-byte chunks and ids by `bytes.translate`;
-                      Unicode decoded incrementally, 1 MB at a time, never as one str.
+* seqq encode_bytes on a Unicode corpus of the same size (745 distinct characters, uint16 ids).
 """
 
 from __future__ import annotations
@@ -45,7 +43,7 @@ CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 MB = 10**6
 TARGET_MB_PER_S, TARGET_PEAK_OVER_CORPUS = 100.0, 3.0
 ONE_HOT_SLICE = 2 * MB
-APPROACHES = ("encode_bytes", "load_corpus", "dict_per_char", "one_hot", "candidate_fix")
+APPROACHES = ("encode_bytes", "load_corpus", "dict_per_char", "one_hot")
 
 
 # -- corpus generation (streamed: the parent stays small, so children's ru_maxrss is theirs) -
@@ -88,46 +86,6 @@ def maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
-def candidate_encode(raw: bytes) -> tuple[str, Any]:
-    """Sketch of a fix (not seqq code): bounded temporaries, one C pass for ASCII ids."""
-    import codecs
-
-    import numpy as np
-
-    chunk = 1 << 20
-    if raw.isascii():
-        points = np.frombuffer(raw, dtype=np.uint8)
-        counts = np.zeros(256, dtype=np.int64)
-        for start in range(0, len(points), chunk):  # bincount copies its input to intp: chunk it
-            counts += np.bincount(points[start : start + chunk], minlength=256)
-        alphabet = np.flatnonzero(counts)
-        table = np.zeros(256, dtype=np.uint8)
-        table[alphabet] = np.arange(len(alphabet))
-        ids = np.frombuffer(raw.translate(table.tobytes()), dtype=np.uint8)
-        return "".join(map(chr, alphabet)), ids
-
-    def code_points() -> Any:  # never the whole text as one str (4 bytes a char with emoji)
-        decoder, view = codecs.getincrementaldecoder("utf-8")(), memoryview(raw)
-        for start in range(0, len(raw), chunk):
-            text = decoder.decode(view[start : start + chunk], start + chunk >= len(raw))
-            yield np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-
-    present = np.zeros(0x110000, dtype=bool)
-    total = 0
-    for points in code_points():
-        present[points] = True
-        total += len(points)
-    alphabet = np.flatnonzero(present)
-    dtype = np.uint8 if len(alphabet) <= 256 else np.uint16 if len(alphabet) <= 65536 else np.uint32
-    lut = np.zeros(0x110000, dtype=dtype)
-    lut[alphabet] = np.arange(len(alphabet))
-    ids, at = np.empty(total, dtype=dtype), 0
-    for points in code_points():
-        ids[at : at + len(points)] = lut[points]
-        at += len(points)
-    return "".join(map(chr, alphabet)), ids
-
-
 def child(approach: str, path: Path) -> dict[str, Any]:
     """One first call of one approach in this fresh process: seconds and peak RSS."""
     import gc
@@ -156,11 +114,6 @@ def child(approach: str, path: Path) -> dict[str, Any]:
         vocab, ids = encode_bytes(raw)
         out["seconds"] = time.perf_counter() - start
         out |= {"vocab_size": vocab.size, "dtype": str(ids.dtype), "chars": len(ids)}
-    elif approach == "candidate_fix":
-        start = time.perf_counter()
-        chars, ids = candidate_encode(raw)
-        out["seconds"] = time.perf_counter() - start
-        out |= {"vocab_size": len(chars), "dtype": str(ids.dtype), "chars": len(ids)}
     elif approach == "load_corpus":
         cache = Path(tempfile.mkdtemp(prefix="seqq-bench-cache-"))
         try:
@@ -243,9 +196,8 @@ def measure(size: int, processes: int, say: Any) -> dict[str, Any]:
             n = 1 if approach == "one_hot" else processes
             runs[approach] = run_children(approach, ascii_path, n)
             say(f"{approach}: {runs[approach]['median_s']:.3f}s (median of {n} process(es))")
-        for approach in ("encode_bytes", "candidate_fix"):
-            runs[f"unicode_{approach}"] = run_children(approach, unicode_path, processes)
-            say(f"unicode {approach}: {runs[f'unicode_{approach}']['median_s']:.3f}s")
+        runs["unicode_encode_bytes"] = run_children("encode_bytes", unicode_path, processes)
+        say(f"unicode encode_bytes: {runs['unicode_encode_bytes']['median_s']:.3f}s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -284,15 +236,11 @@ def measure(size: int, processes: int, say: Any) -> dict[str, Any]:
             "peak_rss_over_corpus_extrapolated": round(full_matrix / size, 1),
             "vocab_size": runs["encode_bytes"]["vocab_size"],
         },
-        "candidate_fix": summary(runs["candidate_fix"])
-        | {"note": "bench-local sketch of a fix, not seqq code"},
         "unicode": summary(runs["unicode_encode_bytes"])
         | {
             "dtype": runs["unicode_encode_bytes"]["dtype"],
             "chars": runs["unicode_encode_bytes"]["chars"],
         },
-        "unicode_candidate_fix": summary(runs["unicode_candidate_fix"])
-        | {"dtype": runs["unicode_candidate_fix"]["dtype"], "note": "sketch, not seqq code"},
         "load_average": {"before": load_before, "after": load_average()},
         "targets": {"mb_per_s_min": TARGET_MB_PER_S, "peak_rss_over_corpus_max": 3.0},
     }
@@ -313,9 +261,7 @@ def report(result: dict[str, Any], console: Any) -> None:
         ("seqq encode_bytes (ASCII)", result["encode_bytes"]),
         ("seqq load_corpus, cold cache", result["load_corpus_cold"]),
         ("dict per char (ASCII)", result["dict_per_char"]),
-        ("candidate fix (sketch, ASCII)", result["candidate_fix"]),
         ("seqq encode_bytes (Unicode)", result["unicode"]),
-        ("candidate fix (sketch, Unicode)", result["unicode_candidate_fix"]),
     ]
     for name, row in rows:
         table.add_row(

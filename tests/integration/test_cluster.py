@@ -45,3 +45,48 @@ def test_queue_shows_waiting_jobs_and_workers_drain_high_priority_first(
         worker.stop()
     gone = seqq(["workers", "--json"], env)
     assert gone.returncode == 0 and gone.stdout.strip() == "[]", "a stopped worker withdraws"
+
+
+def test_flower_on_the_same_broker_sees_the_worker_and_its_job(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    import json
+    import sys
+    import urllib.request
+
+    from tests.helpers import Service, free_port, wait_for_port
+
+    port = free_port()
+    flower = Service(
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "worker.tasks",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+        ],
+        tmp_path / "flower.log",
+        # Flower 2 serves its JSON API only with auth, or with this set (a test on localhost).
+        env={**env, "FLOWER_UNAUTHENTICATED_API": "true"},
+    )
+
+    def api(path: str) -> object:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+            return json.loads(reply.read())
+
+    worker = start_worker(env, tmp_path)
+    try:
+        wait_for_port(port, timeout=120)
+        job = seqq_json(["submit", *TINY, "--max-steps", "20", "--wait"], env)
+        assert job["status"] == "FINISHED"
+        wait_until(
+            lambda: "worker@test" in api("/api/workers?refresh=1"), 60, "flower to list the worker"
+        )
+        task = wait_until(
+            lambda: api("/api/tasks").get(job["job_id"]), 60, "flower to show the job's task"
+        )
+        assert task["name"] == "seqq.train" and task["state"] == "SUCCESS", task
+    finally:
+        worker.stop()
+        flower.stop()
