@@ -98,6 +98,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def warm_up() -> None:
+    """One-off costs of a fresh pool process, paid before a job arrives: version lookups and
+    a tiny CPU forward/backward through each cell (torch's thread pool, oneDNN kernels)."""
+    seqq_version()
+    git_commit()
+    configure_threads(get_settings())
+    for cell in ("lstm", "rnn", "gru"):
+        model = CharRNN(8, cell, 4, 8, 1)
+        logits, _ = model(torch.zeros(2, 3, dtype=torch.long))
+        logits.sum().backward()
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
