@@ -108,11 +108,12 @@ class Worker:
         log_path: Path,
         args: list[str] | None = None,
         prefix: list[str] | None = None,
+        command: list[str] | None = None,
     ) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [*(prefix or []), SEQQ, "worker", *(args or [])],
+            [*(prefix or []), *(command or [SEQQ, "worker"]), *(args or [])],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
