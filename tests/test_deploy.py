@@ -447,15 +447,17 @@ def test_keda_scales_the_gpu_worker_deployment_on_the_gpu_queue(
     scaled, auth = by_kind["ScaledObject"], by_kind["TriggerAuthentication"]
     target = scaled["spec"]["scaleTargetRef"]
     assert target["name"] == "worker-gpu" and target["name"] in deployments
-    (trigger,) = scaled["spec"]["triggers"]
-    assert trigger["type"] == "redis"
-    assert trigger["metadata"]["listName"] == names.QUEUE_GPU
-    assert trigger["metadata"]["address"] == "redis.seqq.svc.cluster.local:6379"
-    assert trigger["metadata"]["databaseIndex"] == "0"  # the /0 of SEQQ_BROKER_URL
-    # Celery keeps the queue in a list named exactly `gpu` only without a key prefix.
+    triggers = scaled["spec"]["triggers"]
+    # Every GPU queue a worker drains (high, normal, low) counts as waiting work.
+    assert [t["metadata"]["listName"] for t in triggers] == names.drain_order(names.QUEUE_GPU)
+    for trigger in triggers:
+        assert trigger["type"] == "redis"
+        assert trigger["metadata"]["address"] == "redis.seqq.svc.cluster.local:6379"
+        assert trigger["metadata"]["databaseIndex"] == "0"  # the /0 of SEQQ_BROKER_URL
+        assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    # Celery keeps a queue in a list named exactly after it only without a key prefix.
     assert "global_keyprefix" not in make_app().conf.broker_transport_options
     assert "replicas" not in deployments["worker-gpu"]["spec"]  # the HPA's to set
-    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
     (password,) = auth["spec"]["secretTargetRef"]
     assert (password["parameter"], password["name"], password["key"]) == (
         "password",
