@@ -28,13 +28,13 @@ def test_the_second_job_on_a_corpus_skips_preprocessing_until_a_setting_changes(
     client = mlflow(env)
     tags = []
     lower = ["--spec", str(lowercase)]
-    for extra in ([], ["--seed", "7"], lower, [*lower, "--seed", "8"]):
+    for extra in ([], ["--seed", "7"], lower):
         job = seqq_json(["submit", *TINY, "--max-steps", "20", *extra, "--wait"], env)
         assert job["status"] == "FINISHED", worker.log()[-3000:]
         run = client.get_run(job["job_id"])
         tags.append(run.data.tags[names.TAG_DATA_CACHE])
         assert run.data.metrics[names.METRIC_PREPROCESS_TIME] >= 0
-    assert tags == ["miss", "hit", "miss", "hit"]
+    assert tags == ["miss", "hit", "miss"]
 
 
 def test_a_corpus_changed_in_the_artifact_store_is_refused_by_its_hash(
