@@ -1,11 +1,11 @@
 """Celery tasks: thin wrappers that validate the message and call plain functions.
 
 `seqq.train` is the wire name the client sends; everything it does lives in `worker.job`.
-Every job runs in a fresh pool process. The worker's main process imports torch and MLflow
-once, before it forks any (importing torch does not initialise CUDA, and the main process never
-calls into torch.cuda), so each pool process starts in a fraction of a second and initialises
-CUDA itself. The task holds the job's lease while the job runs; a worker shutting down
-(SIGTERM) checkpoints its job and sends it back to the queue.
+A GPU job runs in a fresh pool process, CPU pool processes serve several jobs. The worker's
+main process imports torch and MLflow once, before it forks any (importing torch does not
+initialise CUDA, and the main process never calls into torch.cuda), so a pool process starts
+quickly and initialises CUDA itself. The task holds the job's lease while the job runs; a
+worker shutting down (SIGTERM) checkpoints its job and sends it back to the queue.
 """
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ _PREEMPTED = threading.Event()  # set in a pool process when it receives SIGTERM
 
 
 @worker_init.connect
-def _preload(**_: Any) -> None:
-    """In the worker's main process (not in Flower, which loads the same app): import the job
-    code, torch and MLflow once, so the pool processes forked from it need not."""
+def _preload(sender: Any = None, **_: Any) -> None:
+    """In the worker's main process (not in Flower, which loads the same app): forget an earlier
+    worker's shutdown under this name, then import the job code, torch and MLflow once, so the
+    pool processes forked from it need not."""
+    _clear_shutdown_flag(getattr(sender, "hostname", None) or socket.gethostname())
     started = time.monotonic()
     import worker.job  # noqa: F401
     from worker.tracking import configure_mlflow_env
@@ -56,6 +58,18 @@ def _preload(**_: Any) -> None:
     from mlflow.entities import Metric, RunTag  # noqa: F401
 
     log.info("preloaded torch and MLflow in %.1fs", time.monotonic() - started)
+
+
+def _clear_shutdown_flag(hostname: str) -> None:
+    """A worker restarted under the same name (systemd, a redeployed pod) must not read the
+    shutdown its predecessor announced: every job it took would be handed straight back."""
+    import redis
+
+    try:
+        conn = redis.Redis.from_url(get_settings().broker_url, socket_timeout=5)
+        conn.delete(names.shutdown_key(hostname))
+    except Exception as exc:  # Redis away: Celery's own start-up will say so
+        log.warning("could not clear the shutdown flag: %s", exc)
 
 
 @worker_process_init.connect
@@ -189,6 +203,9 @@ def train(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     # SIGTERM straight to the pool process (systemd, `kill` of the process group): checkpoint
     # and hand the job back instead of dying mid-step. Installed here because billiard resets
     # signal handlers after the process initializer.
+    # A pool process serves several CPU jobs: a SIGTERM that handed back an earlier job is spent
+    # (a worker that is shutting down starts no new job, so this one is wanted).
+    _PREEMPTED.clear()
     signal.signal(signal.SIGTERM, lambda *_: _PREEMPTED.set())
     from worker.lease import Lease
 

@@ -68,17 +68,28 @@ def worker(
         order = queues or ",".join(names.drain_order(names.QUEUE_GPU))
         if len(devices) == 1:
             os.environ["CUDA_VISIBLE_DEVICES"] = devices[0]
-            _run_celery(order, 1, name or f"seqq-gpu{devices[0]}@{host}", loglevel)
+            _run_celery(
+                order, 1, name or f"seqq-gpu{devices[0]}@{host}", loglevel, JOBS_PER_GPU_PROCESS
+            )
             return
         raise typer.Exit(_supervise(devices, order, name or "seqq", host, loglevel))
     n = cpus or concurrency
     if not settings.torch_threads:
         os.environ["SEQQ_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
     order = queues or ",".join(names.drain_order(names.QUEUE_CPU))
-    _run_celery(order, n, name or f"seqq-cpu@{host}", loglevel)
+    _run_celery(order, n, name or f"seqq-cpu@{host}", loglevel, JOBS_PER_CPU_PROCESS)
 
 
-def _run_celery(queues: str, concurrency: int, hostname: str, loglevel: str) -> None:
+# A GPU job gets a fresh pool process: the CUDA context and the caching allocator's memory go
+# with it. CPU pool processes are reused (replacing one costs seconds: longer than a short job),
+# and recycled now and then so that nothing a job leaves behind can accumulate.
+JOBS_PER_GPU_PROCESS = 1
+JOBS_PER_CPU_PROCESS = 20
+
+
+def _run_celery(
+    queues: str, concurrency: int, hostname: str, loglevel: str, jobs_per_process: int
+) -> None:
     from worker.tasks import app
 
     app.worker_main(
@@ -89,8 +100,7 @@ def _run_celery(queues: str, concurrency: int, hostname: str, loglevel: str) -> 
             "--pool=prefork",
             f"--hostname={hostname}",
             f"--loglevel={loglevel}",
-            # A fresh process per job: no memory or CUDA state carries over between jobs.
-            "--max-tasks-per-child=1",
+            f"--max-tasks-per-child={jobs_per_process}",
         ]
     )
 

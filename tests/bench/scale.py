@@ -4,9 +4,14 @@
 
 Each worker gets one torch thread (SEQQ_TORCH_THREADS=1), so two fit the two cores. Reports:
 
-- single job time alone on one such worker (submit -> FINISHED, median of a few),
-- makespan of K jobs (first submit -> last FINISHED) on 1 and on 2 workers,
+- single job time alone on one such worker (released -> FINISHED, median of a few),
+- makespan of K jobs (released -> last FINISHED) on 1 and on 2 workers,
 - efficiency = ideal makespan (K x single / workers) / measured makespan,
+
+  Jobs are submitted first to a queue the workers do not consume yet (`cpu.low`) and released
+  at once by telling the workers to consume it (Celery's add_consumer): the makespan then
+  measures the workers, not how fast one client process can run `seqq submit` (~2 s each here,
+  longer than a whole short job) while competing with them for the same two cores.
 - submit -> first training step (median, idle worker, dataset cached): the
   `submit_to_first_step_s` metric each run logs at its first step,
 - the dispatch rate of no-op `seqq.ping` tasks through the same Celery app (round trip), on
@@ -63,25 +68,38 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+HOLD = "cpu.low"  # the bench's workers consume only `cpu` until a batch is released
+
+
 def start_workers(env: dict[str, str], tmp: Path, n: int) -> list[Worker]:
     workers = []
     for i in range(n):
         worker_env = {**env, "SEQQ_HOME": str(tmp / f"w{i}-home"), "SEQQ_TORCH_THREADS": "1"}
-        workers.append(
-            Worker(worker_env, tmp / f"w{i}-{time.time_ns()}.log", ["--name", f"bench{i}@bench"])
-        )
+        args = ["--name", f"bench{i}@bench", "--queues", "cpu"]
+        workers.append(Worker(worker_env, tmp / f"w{i}-{time.time_ns()}.log", args))
     for w in workers:
         w.wait_ready(timeout=120)
     return workers
 
 
-def run_batch(env: dict[str, str], client: Any, k: int, steps: int) -> tuple[float, list[str]]:
-    """Submit k jobs back to back; seconds from the first submit to the last FINISHED."""
+def run_batch(
+    env: dict[str, str], client: Any, k: int, steps: int, workers: list[Worker] | None = None
+) -> tuple[float, list[str]]:
+    """k jobs; seconds to the last FINISHED. With `workers`: submitted to the hold queue, then
+    released to those workers at once (the clock starts there); else from the first submit."""
     started = time.monotonic()
+    queue = ["--queue", HOLD] if workers else []
     jobs = [
-        seqq_json(["submit", *JOB, "--max-steps", str(steps), "--seed", str(i)], env)["job_id"]
+        seqq_json(["submit", *JOB, "--max-steps", str(steps), "--seed", str(i), *queue], env)[
+            "job_id"
+        ]
         for i in range(k)
     ]
+    if workers:
+        for w in workers:
+            wait_until(lambda w=w: "pool process ready" in w.log(), 120, "a pool process")
+        started = time.monotonic()
+        release(HOLD, len(workers))
 
     def all_done() -> bool:
         return all(client.get_run(j).info.status in ("FINISHED", "FAILED", "KILLED") for j in jobs)
@@ -91,13 +109,31 @@ def run_batch(env: dict[str, str], client: Any, k: int, steps: int) -> tuple[flo
     bad = [j for j in jobs if client.get_run(j).info.status != "FINISHED"]
     if bad:
         raise SystemExit(f"jobs did not finish: {bad}")
+    if workers:
+        release(HOLD, len(workers), stop=True)
     return makespan, jobs
 
 
+def release(queue: str, n_workers: int, stop: bool = False) -> None:
+    """Make every bench worker start (or stop) consuming `queue`; waits for their replies."""
+    from shared.celery_app import make_app
+    from shared.settings import Settings
+
+    app = make_app(Settings(broker_url=REDIS_URL))
+    names = [f"bench{i}@bench" for i in range(n_workers)]
+    if stop:
+        replies = app.control.cancel_consumer(queue, destination=names, reply=True, timeout=10)
+    else:
+        replies = app.control.add_consumer(queue, destination=names, reply=True, timeout=10)
+    if len(replies) != n_workers:
+        raise SystemExit(f"only {len(replies)} of {n_workers} workers answered: {replies}")
+
+
 def pool_ready(worker: Worker) -> bool:
-    """The worker's newest pool process has finished starting (it logs so) and has no job."""
+    """The worker's pool process has finished starting (it logs so) and has no job."""
     log_text = worker.log()
-    return log_text.count("pool process ready") > log_text.count(" received")
+    busy = log_text.count(" received") > log_text.count(" succeeded in ")
+    return "pool process ready" in log_text and not busy
 
 
 def ping_once() -> bool:
@@ -154,15 +190,15 @@ def main() -> None:
             for _ in range(2 if args.quick else 3):
                 # Idle means idle: the pool process that replaced the last job's has started.
                 wait_until(lambda: pool_ready(workers[0]), 120, "a fresh pool process")
-                seconds, jobs = run_batch(env, client, 1, steps)
-                singles.append(seconds)
+                _, jobs = run_batch(env, client, 1, steps)
                 latencies += [
                     client.get_metric_history(j, "submit_to_first_step_s")[0].value for j in jobs
                 ]
+                singles.append(run_batch(env, client, 1, steps, workers)[0])
             single = statistics.median(singles)
             log(f"single job alone: {single:.1f}s (runs: {', '.join(f'{s:.1f}' for s in singles)})")
             log(f"submit -> first step: median {statistics.median(latencies):.2f}s ({latencies})")
-            make1, _ = run_batch(env, client, k, steps)
+            make1, _ = run_batch(env, client, k, steps, workers)
             log(f"{k} jobs on 1 worker: {make1:.1f}s")
         finally:
             for w in workers:
@@ -184,8 +220,8 @@ def main() -> None:
             solo.stop()
         workers = start_workers(env, tmp, 2)
         try:
-            run_batch(env, client, 2, 10)  # warm the second worker's caches too
-            make2, _ = run_batch(env, client, k, steps)
+            run_batch(env, client, 2, 10, workers)  # warm the second worker's caches too
+            make2, _ = run_batch(env, client, k, steps, workers)
             log(f"{k} jobs on 2 workers: {make2:.1f}s")
         finally:
             for w in workers:

@@ -337,3 +337,24 @@ def test_a_killed_seqq_run_leaves_no_run_running_once_seqq_run_is_used_again(
     run = client.get_run(orphan)
     assert run.info.status == "FAILED"
     assert f"pid {killed.pid}" in run.data.tags[names.TAG_ERROR]
+
+
+def test_a_worker_restarted_under_the_same_name_trains_instead_of_handing_jobs_back(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.helpers import TINY
+
+    first = start_worker(env, tmp_path)
+    first.stop()  # a graceful stop announces the shutdown under the worker's name
+    import redis
+
+    assert redis.Redis.from_url(env["SEQQ_BROKER_URL"]).exists(names.shutdown_key("worker@test"))
+    again = start_worker(env, tmp_path)
+    try:
+        job = seqq_json(["submit", *TINY, "--wait"], env)
+    finally:
+        again.stop()
+    assert job["status"] == "FINISHED", again.log()[-3000:]
+    run = mlflow(env).get_run(job["job_id"])
+    assert names.TAG_RESUMES not in run.data.tags
+    assert "handed back" not in again.log()
