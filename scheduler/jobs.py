@@ -159,19 +159,14 @@ def close_orphaned_local_runs(client: MlflowClient) -> list[str]:
     """End the RUNNING runs of `seqq run` processes on this host that died without closing them
     (SIGKILL, a closed terminal, power loss): FAILED, with the reason. Queued jobs are the
     reaper's; these have no broker and no lease, so the next `seqq run` here tidies them."""
-    host = socket.gethostname()
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    if not experiments:
-        return []
+    from scheduler.reaper import running_jobs
+
+    here = (
+        f"tags.`{names.TAG_QUEUE}` = '{names.QUEUE_LOCAL}' "
+        f"and tags.`{names.TAG_WORKER_HOST}` = '{socket.gethostname()}'"
+    )
     closed = []
-    for run in client.search_runs(
-        experiments,
-        filter_string=(
-            f"tags.`{names.TAG_QUEUE}` = '{names.QUEUE_LOCAL}' and attributes.status = 'RUNNING' "
-            f"and tags.`{names.TAG_WORKER_HOST}` = '{host}'"
-        ),
-        max_results=1000,
-    ):
+    for run in running_jobs(client, here):
         owner = run.data.tags.get(names.TAG_LOCAL_OWNER)
         if owner is None or _owner_alive(owner):
             continue

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 REAPABLE_QUEUES = names.QUEUES
 
 
-def running_jobs(client: Any) -> list[Any]:
+def running_jobs(client: Any, where: str = "") -> list[Any]:
+    """The RUNNING job runs of every experiment, optionally narrowed by a further filter."""
     experiments = [
         e.experiment_id for e in client.search_experiments() if e.name != names.DATASET_EXPERIMENT
     ]
@@ -36,7 +37,8 @@ def running_jobs(client: Any) -> list[Any]:
     return list(
         client.search_runs(
             experiments,
-            filter_string=f"tags.`{names.TAG_KIND}` = 'job' and attributes.status = 'RUNNING'",
+            filter_string=f"tags.`{names.TAG_KIND}` = 'job' and attributes.status = 'RUNNING'"
+            + (f" and {where}" if where else ""),
             max_results=5000,
         )
     )

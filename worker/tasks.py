@@ -42,6 +42,13 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _PREEMPTED = threading.Event()  # set in a pool process when it receives SIGTERM
 
 
+def _redis(timeout: float = 5) -> Any:
+    """A connection to the broker's Redis (leases, stop flags, shutdown announcements)."""
+    import redis
+
+    return redis.Redis.from_url(get_settings().broker_url, socket_timeout=timeout)
+
+
 @worker_init.connect
 def _preload(sender: Any = None, **_: Any) -> None:
     """In the worker's main process (not in Flower, which loads the same app): forget an earlier
@@ -63,11 +70,8 @@ def _preload(sender: Any = None, **_: Any) -> None:
 def _clear_shutdown_flag(hostname: str) -> None:
     """A worker restarted under the same name (systemd, a redeployed pod) must not read the
     shutdown its predecessor announced: every job it took would be handed straight back."""
-    import redis
-
     try:
-        conn = redis.Redis.from_url(get_settings().broker_url, socket_timeout=5)
-        conn.delete(names.shutdown_key(hostname))
+        _redis().delete(names.shutdown_key(hostname))
     except Exception as exc:  # Redis away: Celery's own start-up will say so
         log.warning("could not clear the shutdown flag: %s", exc)
 
@@ -123,11 +127,8 @@ def _job_ended(task: Any = None, **_: Any) -> None:
 @worker_shutting_down.connect
 def _announce_shutdown(sender: str | None = None, sig: str | None = None, **_: Any) -> None:
     """Tell this worker's running jobs (in pool processes) to checkpoint and hand back."""
-    import redis
-
     try:
-        conn = redis.Redis.from_url(get_settings().broker_url, socket_timeout=5)
-        conn.set(names.shutdown_key(sender or socket.gethostname()), sig or "1", ex=3600)
+        _redis().set(names.shutdown_key(sender or socket.gethostname()), sig or "1", ex=3600)
     except Exception as exc:  # shutting down anyway; the SIGTERM path still works
         log.warning("could not announce shutdown: %s", exc)
 
@@ -136,14 +137,12 @@ class CeleryReporter:
     """Progress through Celery task state; stop requests through Redis flags (throttled)."""
 
     def __init__(self, task: Task, job_id: str, lease: Any, interval: float = 1.0) -> None:
-        import redis
-
         self.task = task
         self.job_id = job_id
         self.lease = lease
         self.interval = interval
         self.keys = [names.cancel_key(job_id), names.shutdown_key(task.request.hostname or "")]
-        self.redis = redis.Redis.from_url(get_settings().broker_url, socket_timeout=5)
+        self.redis = _redis()
         self._last_progress = 0.0
         self._last_check = 0.0
         self._flags: list[Any] = [None, None]
@@ -196,8 +195,6 @@ def train(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     ):
         log.error("rejected malformed seqq.train message (job_id=%r)", job_id)
         raise Ignore()
-    import redis
-
     from worker.job import run_job
 
     # SIGTERM straight to the pool process (systemd, `kill` of the process group): checkpoint
@@ -210,7 +207,7 @@ def train(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     from worker.lease import Lease
 
     settings = get_settings()
-    conn = redis.Redis.from_url(settings.broker_url, socket_timeout=10)
+    conn = _redis(timeout=10)
     lease = Lease(conn, job_id, settings.lease_ttl, holder=self.request.hostname or "worker")
     if not lease.acquire():
         log.info("job %s is held by a live worker; this delivery stands down", job_id)
