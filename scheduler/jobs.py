@@ -6,9 +6,9 @@ behind: no dataset upload, no MLflow run, no message in the queue.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from worker.job import JobOutcome
     from worker.train import Reporter
 
-log = logging.getLogger(__name__)
 
 STATUS_LABEL = {"SCHEDULED": "QUEUED"}
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
@@ -116,7 +115,10 @@ def run_here(
     dataset = check_inputs(spec, settings)
     client = tracking.tracking_client(settings)
     for orphan in close_orphaned_local_runs(client):
-        log.warning("closed run %s: the `seqq run` that trained it died", orphan)
+        # stderr directly: a logging handler may be reconfigured by MLflow's store migrations.
+        print(
+            f"closed run {orphan} as FAILED: the `seqq run` that trained it died", file=sys.stderr
+        )
     resolved, run_id = _register(
         client, spec, dataset, settings, names.QUEUE_LOCAL, parent_run_id, run_name
     )
