@@ -56,13 +56,14 @@ def _register(
     queue: str,
     parent_run_id: str | None = None,
     run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> tuple[TrainSpec, str]:
     """Upload the corpus (once per hash) and create the run; the resolved spec and run id."""
     uri = tracking.publish_dataset(client, dataset, settings)
     data = spec.data.model_copy(update={"uri": uri, "sha256": dataset.sha256})
     resolved = spec.model_copy(update={"data": data})
     run_id = tracking.create_job_run(
-        client, resolved, dataset, settings, queue, parent_run_id, run_name
+        client, resolved, dataset, settings, queue, parent_run_id, run_name, extra_tags
     )
     return resolved, run_id
 
@@ -119,10 +120,15 @@ def run_here(
         print(
             f"closed run {orphan} as FAILED: the `seqq run` that trained it died", file=sys.stderr
         )
+    # The owner is on the run from its creation: a `seqq run` killed at any moment after it
+    # (still SCHEDULED, or RUNNING) leaves a run the next `seqq run` here can close.
+    owner = {
+        names.TAG_LOCAL_OWNER: process_identity(os.getpid()),
+        names.TAG_WORKER_HOST: socket.gethostname(),
+    }
     resolved, run_id = _register(
-        client, spec, dataset, settings, names.QUEUE_LOCAL, parent_run_id, run_name
+        client, spec, dataset, settings, names.QUEUE_LOCAL, parent_run_id, run_name, owner
     )
-    client.set_tag(run_id, names.TAG_LOCAL_OWNER, process_identity(os.getpid()))
     from worker.job import run_job  # the only place the client side imports torch
 
     outcome = run_job(run_id, resolved, reporter, settings)
@@ -158,17 +164,18 @@ def _owner_alive(owner: str) -> bool:
 
 
 def close_orphaned_local_runs(client: MlflowClient) -> list[str]:
-    """End the RUNNING runs of `seqq run` processes on this host that died without closing them
-    (SIGKILL, a closed terminal, power loss): FAILED, with the reason. Queued jobs are the
-    reaper's; these have no broker and no lease, so the next `seqq run` here tidies them."""
-    from scheduler.reaper import running_jobs
+    """End the unfinished (RUNNING, or SCHEDULED before training began) runs of `seqq run`
+    processes on this host that died without closing them (SIGKILL, a closed terminal, power
+    loss): FAILED, with the reason. Queued jobs are the reaper's; these have no broker and no
+    lease, so the next `seqq run` here tidies them."""
+    from scheduler.reaper import unfinished_jobs
 
     here = (
         f"tags.`{names.TAG_QUEUE}` = '{names.QUEUE_LOCAL}' "
         f"and tags.`{names.TAG_WORKER_HOST}` = '{socket.gethostname()}'"
     )
     closed = []
-    for run in running_jobs(client, here):
+    for run in unfinished_jobs(client, ("RUNNING", "SCHEDULED"), here):
         owner = run.data.tags.get(names.TAG_LOCAL_OWNER)
         if owner is None or _owner_alive(owner):
             continue

@@ -29,19 +29,25 @@ REAPABLE_QUEUES = names.QUEUES
 
 def running_jobs(client: Any, where: str = "") -> list[Any]:
     """The RUNNING job runs of every experiment, optionally narrowed by a further filter."""
+    return unfinished_jobs(client, ("RUNNING",), where)
+
+
+def unfinished_jobs(client: Any, statuses: tuple[str, ...], where: str = "") -> list[Any]:
+    """The job runs in any of `statuses`, across experiments, optionally narrowed further."""
     experiments = [
         e.experiment_id for e in client.search_experiments() if e.name != names.DATASET_EXPERIMENT
     ]
     if not experiments:
         return []
-    return list(
-        client.search_runs(
+    found: list[Any] = []
+    for status in statuses:
+        found += client.search_runs(
             experiments,
-            filter_string=f"tags.`{names.TAG_KIND}` = 'job' and attributes.status = 'RUNNING'"
+            filter_string=f"tags.`{names.TAG_KIND}` = 'job' and attributes.status = '{status}'"
             + (f" and {where}" if where else ""),
             max_results=5000,
         )
-    )
+    return found
 
 
 def reap_once(client: Any, conn: Any, app: Any, settings: Settings) -> list[str]:

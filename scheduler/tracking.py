@@ -107,6 +107,7 @@ def create_job_run(
     queue: str,
     parent_run_id: str | None = None,
     run_name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> str:
     """Create the job's run (SCHEDULED) with params, tags, spec and dataset input; its id."""
     from mlflow.entities import Dataset, DatasetInput, InputTag, Param, RunTag
@@ -119,6 +120,7 @@ def create_job_run(
         names.TAG_DATASET_SHA256: dataset.sha256,
         names.TAG_DATASET_NAME: dataset.name,
         **spec.run.tags,
+        **(extra_tags or {}),
     }
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id

@@ -323,9 +323,11 @@ def test_a_killed_seqq_run_leaves_no_run_running_once_seqq_run_is_used_again(
         if experiment is None:
             return None
         runs = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
-        return runs[0].info.run_id if runs else None
+        # training, not the moment between MLflow's create_run (RUNNING) and SCHEDULED
+        training = [r for r in runs if names.METRIC_TRAIN_LOSS in r.data.metrics]
+        return training[0].info.run_id if training else None
 
-    orphan = wait_until(running, 120, "the embedded run to be RUNNING")
+    orphan = wait_until(running, 120, "the embedded run to log a training loss")
     os.killpg(killed.pid, signal.SIGKILL)
     killed.wait(timeout=10)
     log.close()
