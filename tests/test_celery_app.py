@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
 
 from shared import names
 from shared.celery_app import make_app
@@ -29,3 +32,27 @@ def test_passwords_are_masked_in_urls() -> None:
     assert mask_url("redis://:hunter2@host:6379/0") == "redis://:***@host:6379/0"
     assert mask_url("rediss://user:hunter2@host/1") == "rediss://user:***@host/1"
     assert mask_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+def test_the_workers_preload_starts_no_thread_and_leaves_cuda_alone() -> None:
+    """What the main process imports before forking pool processes: a thread would not survive
+    the fork (a lock it held stays held), and CUDA cannot be used in a child forked after it."""
+    probe = (
+        "import threading, sys\n"
+        "from types import SimpleNamespace\n"
+        "from worker.tasks import _preload\n"
+        "_preload(sender=SimpleNamespace(hostname='preload-probe@test'))\n"
+        "import torch\n"
+        "print(threading.active_count(), torch.cuda.is_initialized(),\n"
+        "      'torch._dynamo' in sys.modules, 'mlflow' in sys.modules)\n"
+    )
+    env = {"SEQQ_BROKER_URL": "redis://127.0.0.1:1/0", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "False", "True", "True"]

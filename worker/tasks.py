@@ -56,6 +56,10 @@ def _preload(sender: Any = None, **_: Any) -> None:
     pool processes forked from it need not."""
     _clear_shutdown_flag(getattr(sender, "hostname", None) or socket.gethostname())
     started = time.monotonic()
+    # torch._dynamo: an optimizer's first step imports it (~1.1 s here); once, before the fork,
+    # not in the first job of every pool process. No threads, no CUDA (checked).
+    import torch._dynamo  # noqa: F401
+
     import worker.job  # noqa: F401
     from worker.tracking import configure_mlflow_env
 

@@ -77,32 +77,41 @@ def worker(
     if not settings.torch_threads:
         os.environ["SEQQ_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
     order = queues or ",".join(names.drain_order(names.QUEUE_CPU))
-    _run_celery(order, n, name or f"seqq-cpu@{host}", loglevel, JOBS_PER_CPU_PROCESS)
+    hostname = name or f"seqq-cpu@{host}"
+    _run_celery(order, n, hostname, loglevel, JOBS_PER_CPU_PROCESS, CPU_PROCESS_MAX_RSS_KIB)
 
 
 # A GPU job gets a fresh pool process: the CUDA context and the caching allocator's memory go
-# with it. CPU pool processes are reused (replacing one costs seconds: longer than a short job),
-# and recycled now and then so that nothing a job leaves behind can accumulate.
+# with it. CPU pool processes are reused (replacing one costs ~2 s here: exit, fork, start-up;
+# longer than a short job) and replaced after a job that left them over 2 GiB resident (a big
+# corpus, a leak), or after 100 jobs whatever they hold, so that nothing can accumulate.
 JOBS_PER_GPU_PROCESS = 1
-JOBS_PER_CPU_PROCESS = 20
+JOBS_PER_CPU_PROCESS = 100
+CPU_PROCESS_MAX_RSS_KIB = 2 * 1024 * 1024
 
 
 def _run_celery(
-    queues: str, concurrency: int, hostname: str, loglevel: str, jobs_per_process: int
+    queues: str,
+    concurrency: int,
+    hostname: str,
+    loglevel: str,
+    jobs_per_process: int,
+    max_rss_kib: int | None = None,
 ) -> None:
     from worker.tasks import app
 
-    app.worker_main(
-        [
-            "worker",
-            f"--queues={queues}",
-            f"--concurrency={concurrency}",
-            "--pool=prefork",
-            f"--hostname={hostname}",
-            f"--loglevel={loglevel}",
-            f"--max-tasks-per-child={jobs_per_process}",
-        ]
-    )
+    argv = [
+        "worker",
+        f"--queues={queues}",
+        f"--concurrency={concurrency}",
+        "--pool=prefork",
+        f"--hostname={hostname}",
+        f"--loglevel={loglevel}",
+        f"--max-tasks-per-child={jobs_per_process}",
+    ]
+    if max_rss_kib:  # Celery checks the pool process's peak RSS after each task
+        argv.append(f"--max-memory-per-child={max_rss_kib}")
+    app.worker_main(argv)
 
 
 def _supervise(devices: list[str], queues: str, prefix: str, host: str, loglevel: str) -> int:

@@ -1,22 +1,29 @@
 """Scale-out benchmark: K short jobs on 1 then 2 worker processes, plus dispatch rate.
 
-    .venv/bin/python tests/bench/scale.py [--json] [--quick] [--jobs K]
+    .venv/bin/python tests/bench/scale.py [--json] [--quick] [--jobs K] [--rounds R]
 
-Each worker gets one torch thread (SEQQ_TORCH_THREADS=1), so two fit the two cores. Reports:
+Each worker gets one torch thread (SEQQ_TORCH_THREADS=1), so two fit the two cores. R rounds
+(5; --quick: 1), each: one job alone on worker 1, K jobs on worker 1, then worker 2 starts and K
+jobs run on both (worker 2 stops again), so a drift in a shared machine's speed hits all three
+alike. Ratios are taken within a round, then the median over rounds. Reports:
 
-- single job time alone on one such worker (released -> FINISHED, median of a few),
-- makespan of K jobs (released -> last FINISHED) on 1 and on 2 workers,
-- efficiency = ideal makespan (K x single / workers) / measured makespan,
-
-  Jobs are submitted first to a queue the workers do not consume yet (`cpu.low`) and released
-  at once by telling the workers to consume it (Celery's add_consumer): the makespan then
-  measures the workers, not how fast one client process can run `seqq submit` (~2 s each here,
-  longer than a whole short job) while competing with them for the same two cores.
-- submit -> first training step (median, idle worker, dataset cached): the
-  `submit_to_first_step_s` metric each run logs at its first step,
+- a single job's time alone on one such worker, and the makespan of K jobs on 1 and on 2
+  workers: from the first submit to the last run's end time (as its worker recorded it). Jobs
+  are submitted in this process through seqq's own `scheduler.jobs.submit` (~60 ms a job; a
+  `seqq submit` process per job would cost ~2 s of start-up, longer than a whole job, on the
+  cores the workers need). The bench looks at the runs once a second: the end times come from
+  the runs, so slow polling costs no accuracy and takes almost nothing from the workers,
+- efficiency = ideal makespan (K x single / workers) / measured makespan (the issue's
+  definition), and the plain speed-up of 2 workers over 1 (makespan 1 / makespan 2),
+- the training speed the jobs logged (chars/s, median) in the 1- and the 2-worker batches, and
+  the ceiling the machine itself sets: the same model in bare PyTorch loops (one torch thread),
+  one process alone, then two at once (`bare_efficiency_2_processes` = alone / two at once: two
+  vCPUs of a VM need not give twice one),
+- submit -> first training step (median of 3, idle worker, dataset cached), through the CLI
+  (`seqq submit`): the `submit_to_first_step_s` metric each run logs at its first step,
 - the dispatch rate of no-op `seqq.ping` tasks through the same Celery app (round trip), on
-  a long-lived `celery -A worker.tasks worker --pool=solo` process: a `seqq worker` starts a
-  fresh pool process for every job, which caps it far below Celery's own rate.
+  a long-lived `celery -A worker.tasks worker --pool=solo` process: a `seqq worker`'s pool
+  processes are replaced every 20 jobs (every job on a GPU), which is not what dispatch means.
 
 Targets (issue 5): efficiency >= 0.9 at 2 workers; submit -> first step <= 2 s median.
 Uses Redis database 12 on 127.0.0.1:6379 (flushed) and a SQLite MLflow store in a temp dir.
@@ -68,65 +75,61 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-HOLD = "cpu.low"  # the bench's workers consume only `cpu` until a batch is released
+def start_worker(env: dict[str, str], tmp: Path, i: int) -> Worker:
+    """`seqq worker` number i on the `cpu` queue, one torch thread, its own cache dir."""
+    worker_env = {**env, "SEQQ_HOME": str(tmp / f"w{i}-home"), "SEQQ_TORCH_THREADS": "1"}
+    args = ["--name", f"bench{i}@bench", "--queues", "cpu"]
+    worker = Worker(worker_env, tmp / f"w{i}-{time.time_ns()}.log", args)
+    worker.wait_ready(timeout=120)
+    return worker
 
 
-def start_workers(env: dict[str, str], tmp: Path, n: int) -> list[Worker]:
-    workers = []
-    for i in range(n):
-        worker_env = {**env, "SEQQ_HOME": str(tmp / f"w{i}-home"), "SEQQ_TORCH_THREADS": "1"}
-        args = ["--name", f"bench{i}@bench", "--queues", "cpu"]
-        workers.append(Worker(worker_env, tmp / f"w{i}-{time.time_ns()}.log", args))
-    for w in workers:
-        w.wait_ready(timeout=120)
-    return workers
+def job_spec(steps: int, seed: int) -> Any:
+    """The bench's job as a spec (what `seqq submit JOB --max-steps S --seed N` builds)."""
+    from shared.spec import TrainSpec
+
+    run = {"seed": seed, "eval_every": 100, "sample_every": 1000, "checkpoint_every": 1000}
+    return TrainSpec.model_validate(
+        {
+            "model": {"cell": "lstm", "hidden_size": 64, "num_layers": 1, "embedding_dim": 16},
+            "data": {"dataset": str(CORPUS), "seq_len": 64},
+            "optim": {"batch_size": 32, "max_steps": steps},
+            "run": run,
+        }
+    )
 
 
 def run_batch(
-    env: dict[str, str], client: Any, k: int, steps: int, workers: list[Worker] | None = None
+    client: Any, settings: Any, k: int, steps: int, workers: list[Worker]
 ) -> tuple[float, list[str]]:
-    """k jobs; seconds to the last FINISHED. With `workers`: submitted to the hold queue, then
-    released to those workers at once (the clock starts there); else from the first submit."""
-    started = time.monotonic()
-    queue = ["--queue", HOLD] if workers else []
-    jobs = [
-        seqq_json(["submit", *JOB, "--max-steps", str(steps), "--seed", str(i), *queue], env)[
-            "job_id"
-        ]
-        for i in range(k)
-    ]
-    if workers:
-        for w in workers:
-            wait_until(lambda w=w: "pool process ready" in w.log(), 120, "a pool process")
-        started = time.monotonic()
-        release(HOLD, len(workers))
+    """k jobs submitted at once to the `cpu` queue that only `workers` consume, once each of
+    them is idle; seconds from the first submit to the last run's end time (as its worker
+    recorded it), and the job ids."""
+    from scheduler.jobs import submit
 
-    def all_done() -> bool:
-        return all(client.get_run(j).info.status in ("FINISHED", "FAILED", "KILLED") for j in jobs)
+    for w in workers:  # idle means idle: no job, and the pool process has finished starting
+        wait_until(lambda w=w: pool_ready(w), 120, "an idle pool process")
+    started = time.time()
+    # Submitted in this process through seqq's own submit (what `seqq submit` calls, ~60 ms a
+    # job here): a CLI process per job would cost ~2 s of start-up each, longer than a job.
+    jobs = [submit(job_spec(steps, i), settings, queue="cpu").job_id for i in range(k)]
 
-    wait_until(all_done, 3600, "jobs to finish", interval=0.25)
-    makespan = time.monotonic() - started
-    bad = [j for j in jobs if client.get_run(j).info.status != "FINISHED"]
+    def runs() -> list[Any]:
+        return [client.get_run(j) for j in jobs]
+
+    # One look a second: the end time comes from the run, so polling slowly costs no accuracy
+    # and takes almost nothing from the two cores the workers share.
+    wait_until(
+        lambda: all(r.info.status in ("FINISHED", "FAILED", "KILLED") for r in runs()),
+        3600,
+        "jobs to finish",
+        interval=1.0,
+    )
+    done = runs()
+    bad = [r.info.run_id for r in done if r.info.status != "FINISHED"]
     if bad:
         raise SystemExit(f"jobs did not finish: {bad}")
-    if workers:
-        release(HOLD, len(workers), stop=True)
-    return makespan, jobs
-
-
-def release(queue: str, n_workers: int, stop: bool = False) -> None:
-    """Make every bench worker start (or stop) consuming `queue`; waits for their replies."""
-    from shared.celery_app import make_app
-    from shared.settings import Settings
-
-    app = make_app(Settings(broker_url=REDIS_URL))
-    names = [f"bench{i}@bench" for i in range(n_workers)]
-    if stop:
-        replies = app.control.cancel_consumer(queue, destination=names, reply=True, timeout=10)
-    else:
-        replies = app.control.add_consumer(queue, destination=names, reply=True, timeout=10)
-    if len(replies) != n_workers:
-        raise SystemExit(f"only {len(replies)} of {n_workers} workers answered: {replies}")
+    return max(r.info.end_time for r in done) / 1000 - started, jobs
 
 
 def pool_ready(worker: Worker) -> bool:
@@ -134,6 +137,80 @@ def pool_ready(worker: Worker) -> bool:
     log_text = worker.log()
     busy = log_text.count(" received") > log_text.count(" succeeded in ")
     return "pool process ready" in log_text and not busy
+
+
+def train_rate(client: Any, jobs: list[str]) -> float:
+    """Median over the jobs of their last logged training speed (chars/s)."""
+    return statistics.median(client.get_metric_history(j, "tokens_per_sec")[-1].value for j in jobs)
+
+
+BARE_LOOP = """
+import sys, time, torch, torch.nn.functional as F
+from torch import nn
+from worker.train import resolve_precision
+torch.set_num_threads(1)
+steps, vocab, emb, hidden, seq, batch = (int(a) for a in sys.argv[1:7])
+bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
+torch.manual_seed(0)
+embed, head = nn.Embedding(vocab, emb), nn.Linear(hidden, vocab)
+rnn = nn.LSTM(emb, hidden, 1, batch_first=True)
+params = [*embed.parameters(), *rnn.parameters(), *head.parameters()]
+opt = torch.optim.AdamW(params, lr=3e-3)
+ids = torch.randint(0, vocab, (1_000_000,))
+offsets = torch.arange(seq + 1)
+def step():
+    window = ids[torch.randint(0, len(ids) - seq - 1, (batch,))[:, None] + offsets]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = head(rnn(embed(window[:, :-1]))[0]).reshape(-1, vocab).float()
+        loss = F.cross_entropy(logits, window[:, 1:].reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+for _ in range(5):
+    step()
+sys.stdout.write("ready\\n"); sys.stdout.flush(); sys.stdin.readline()
+start = time.perf_counter()
+for _ in range(steps):
+    step()
+print(time.perf_counter() - start)
+"""
+
+
+def bare_seconds(processes: int, steps: int) -> list[float]:
+    """Seconds for `steps` steps of the bench's model in a bare PyTorch loop (one torch
+    thread), in `processes` processes started together: what the cores give without seqq."""
+    import subprocess
+
+    sizes = [65, 16, 64, 64, 32]  # vocab, embedding, hidden, seq, batch: the jobs' model
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BARE_LOOP, str(steps), *map(str, sizes)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for _ in range(processes)
+    ]
+    for p in procs:  # all warmed up before any starts the clock
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    return [float(p.communicate()[0].strip()) for p in procs]
+
+
+def on_worker_s(client: Any, jobs: list[str]) -> float:
+    """Median over the jobs of first training step -> the run's end time (training, periodic
+    evaluation, the final evaluation, samples and checkpoint, closing the run)."""
+    spans = []
+    for j in jobs:
+        first = client.get_metric_history(j, "submit_to_first_step_s")[0].timestamp
+        spans.append((client.get_run(j).info.end_time - first) / 1000)
+    return statistics.median(spans)
 
 
 def ping_once() -> bool:
@@ -166,12 +243,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quick", action="store_true", help="a smoke run in under two minutes")
     parser.add_argument("--jobs", type=int, default=None, help="K jobs per batch")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of the three batches")
     args = parser.parse_args()
     k = args.jobs or (2 if args.quick else 6)
     steps = 60 if args.quick else 300
+    rounds = args.rounds or (1 if args.quick else 5)
 
     import redis
     from mlflow import MlflowClient
+
+    from shared.settings import Settings
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     with tempfile.TemporaryDirectory(prefix="seqq-scale-") as tmp_name:
@@ -181,31 +262,11 @@ def main() -> None:
         client.search_experiments()  # migrate the store before any worker touches it
         env = base_env(tmp / "client-home", SEQQ_BROKER_URL=REDIS_URL, SEQQ_MLFLOW_URI=uri)
         os.environ.update(MLFLOW_DISABLE_TELEMETRY="true")
+        settings = Settings(broker_url=REDIS_URL, mlflow_uri=uri, home=tmp / "client-home")
 
-        workers = start_workers(env, tmp, 1)
-        try:
-            # Warm the caches (dataset download, preprocessing) so start-up is what we measure.
-            run_batch(env, client, 1, 10)
-            singles, latencies = [], []
-            for _ in range(2 if args.quick else 3):
-                # Idle means idle: the pool process that replaced the last job's has started.
-                wait_until(lambda: pool_ready(workers[0]), 120, "a fresh pool process")
-                _, jobs = run_batch(env, client, 1, steps)
-                latencies += [
-                    client.get_metric_history(j, "submit_to_first_step_s")[0].value for j in jobs
-                ]
-                singles.append(run_batch(env, client, 1, steps, workers)[0])
-            single = statistics.median(singles)
-            log(f"single job alone: {single:.1f}s (runs: {', '.join(f'{s:.1f}' for s in singles)})")
-            log(f"submit -> first step: median {statistics.median(latencies):.2f}s ({latencies})")
-            make1, _ = run_batch(env, client, k, steps, workers)
-            log(f"{k} jobs on 1 worker: {make1:.1f}s")
-        finally:
-            for w in workers:
-                w.stop()
-        # A seqq worker gives every job a fresh pool process (no state carries over), so it
-        # serves at most one task per process start: not a measure of dispatch. Celery's own
-        # round trip with seqq's app and settings is measured on a long-lived solo process.
+        # A seqq worker gives every job a fresh pool process now and then (no state carries
+        # over): not a measure of dispatch. Celery's own round trip with seqq's app and
+        # settings is measured on a long-lived solo process, before the workers start.
         solo = Worker(
             env,
             tmp / "dispatch.log",
@@ -218,25 +279,85 @@ def main() -> None:
             log(f"dispatch rate (no-op round trips, seqq's Celery app): {rate:.0f} tasks/s")
         finally:
             solo.stop()
-        workers = start_workers(env, tmp, 2)
-        try:
-            run_batch(env, client, 2, 10, workers)  # warm the second worker's caches too
-            make2, _ = run_batch(env, client, k, steps, workers)
-            log(f"{k} jobs on 2 workers: {make2:.1f}s")
-        finally:
-            for w in workers:
-                w.stop()
 
+        # The second worker runs only for the 2-worker batches; the rounds interleave the
+        # three kinds of batch so that a drift in the machine's speed hits all of them.
+        first = start_worker(env, tmp, 0)
+        try:
+            run_batch(client, settings, 1, 10, [first])  # warm the dataset cache
+            latencies = []
+            for _ in range(3):
+                wait_until(lambda: pool_ready(first), 120, "an idle pool process")
+                # the CLI path end to end: `seqq submit` to an idle worker
+                job = seqq_json(["submit", *JOB, "--max-steps", str(steps)], env)["job_id"]
+                wait_until(
+                    lambda j=job: client.get_run(j).info.status == "FINISHED", 600, "the job", 1.0
+                )
+                latencies.append(client.get_metric_history(job, "submit_to_first_step_s")[0].value)
+            log(f"submit -> first step: median {statistics.median(latencies):.2f}s ({latencies})")
+            singles, make1s, make2s, single_jobs, jobs1, jobs2 = [], [], [], [], [], []
+            for r in range(rounds):
+                single, jobs = run_batch(client, settings, 1, steps, [first])
+                singles.append(single)
+                single_jobs += jobs
+                make1, jobs = run_batch(client, settings, k, steps, [first])
+                make1s.append(make1)
+                jobs1 += jobs
+                second = start_worker(env, tmp, 1)
+                try:
+                    run_batch(client, settings, 2, 10, [first, second])  # warm the second
+                    make2, jobs = run_batch(client, settings, k, steps, [first, second])
+                finally:
+                    second.stop()
+                make2s.append(make2)
+                jobs2 += jobs
+                log(
+                    f"round {r + 1}: single {singles[-1]:.2f}s, {k} jobs on 1 worker "
+                    f"{make1:.1f}s, on 2 workers {make2:.1f}s"
+                )
+            rate1, rate2 = train_rate(client, jobs1), train_rate(client, jobs2)
+            span0 = on_worker_s(client, single_jobs)
+            span1, span2 = on_worker_s(client, jobs1), on_worker_s(client, jobs2)
+        finally:
+            first.stop()
+    # The ceiling: the same model in bare PyTorch loops, one process alone, then two at once.
+    bare_alone = statistics.median(bare_seconds(1, steps)[0] for _ in range(rounds))
+    bare_pair = [t for _ in range(rounds) for t in bare_seconds(2, steps)]
+    bare_efficiency = bare_alone / statistics.mean(bare_pair)
+    log(
+        f"bare loops, {steps} steps: alone {bare_alone:.2f}s, two at once "
+        f"{statistics.mean(bare_pair):.2f}s each (efficiency {bare_efficiency:.3f})"
+    )
+
+    single, make1, make2 = (statistics.median(x) for x in (singles, make1s, make2s))
+    per_round = [k * s / 2 / m for s, m in zip(singles, make2s, strict=True)]
     result = {
         "jobs": k,
         "steps_per_job": steps,
+        "rounds": rounds,
         "single_job_s": single,
         "makespan_1_worker_s": make1,
         "makespan_2_workers_s": make2,
         "throughput_1_worker_jobs_per_min": 60 * k / make1,
         "throughput_2_workers_jobs_per_min": 60 * k / make2,
-        "efficiency_1_worker": k * single / make1,
-        "efficiency_2_workers": k * single / 2 / make2,
+        "efficiency_1_worker": statistics.median(
+            k * s / m for s, m in zip(singles, make1s, strict=True)
+        ),
+        # per round, from batches minutes apart at most; the median of those is the figure
+        "efficiency_2_workers": statistics.median(per_round),
+        "efficiency_2_workers_per_round": per_round,
+        "efficiency_2_workers_of_median_times": k * single / 2 / make2,
+        "speedup_2_over_1_worker": statistics.median(
+            m1 / m2 for m1, m2 in zip(make1s, make2s, strict=True)
+        ),
+        "job_on_worker_s_alone": span0,
+        "job_on_worker_s_1_worker": span1,
+        "job_on_worker_s_2_workers": span2,
+        "train_chars_per_s_1_worker": rate1,
+        "train_chars_per_s_2_workers": rate2,
+        "bare_loop_s_alone": bare_alone,
+        "bare_loop_s_two_at_once": statistics.mean(bare_pair),
+        "bare_efficiency_2_processes": bare_efficiency,
         "submit_to_first_step_s_median": statistics.median(latencies),
         "dispatch_tasks_per_s": rate,
     }
@@ -244,7 +365,14 @@ def main() -> None:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:36s} {value:.3f}" if isinstance(value, float) else f"{key:36s} {value}")
+            shown = (
+                f"{value:.3f}"
+                if isinstance(value, float)
+                else ", ".join(f"{v:.3f}" for v in value)
+                if isinstance(value, list)
+                else str(value)
+            )
+            print(f"{key:36s} {shown}")
 
 
 if __name__ == "__main__":
