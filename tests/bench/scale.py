@@ -47,28 +47,6 @@ sys.path.insert(0, str(REPO))
 from tests.helpers import CORPUS, Worker, base_env, seqq_json, wait_until  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
-JOB = [
-    "--data",
-    str(CORPUS),
-    "--model",
-    "lstm",
-    "--hidden-size",
-    "64",
-    "--num-layers",
-    "1",
-    "--embedding-dim",
-    "16",
-    "--seq-len",
-    "64",
-    "--batch-size",
-    "32",
-    "--eval-every",
-    "100",
-    "--sample-every",
-    "1000",
-    "--checkpoint-every",
-    "1000",
-]
 
 
 def log(message: str) -> None:
@@ -85,7 +63,7 @@ def start_worker(env: dict[str, str], tmp: Path, i: int) -> Worker:
 
 
 def job_spec(steps: int, seed: int) -> Any:
-    """The bench's job as a spec (what `seqq submit JOB --max-steps S --seed N` builds)."""
+    """The bench's job: a 1x64 LSTM on the reference corpus, `steps` steps."""
     from shared.spec import TrainSpec
 
     run = {"seed": seed, "eval_every": 100, "sample_every": 1000, "checkpoint_every": 1000}
@@ -286,10 +264,12 @@ def main() -> None:
         try:
             run_batch(client, settings, 1, 10, [first])  # warm the dataset cache
             latencies = []
+            spec_file = tmp / "job.json"
+            spec_file.write_text(job_spec(steps, 0).model_dump_json())
             for _ in range(3):
                 wait_until(lambda: pool_ready(first), 120, "an idle pool process")
                 # the CLI path end to end: `seqq submit` to an idle worker
-                job = seqq_json(["submit", *JOB, "--max-steps", str(steps)], env)["job_id"]
+                job = seqq_json(["submit", "--spec", str(spec_file)], env)["job_id"]
                 wait_until(
                     lambda j=job: client.get_run(j).info.status == "FINISHED", 600, "the job", 1.0
                 )
