@@ -83,7 +83,7 @@ def run_batch(
     """k jobs submitted at once to the `cpu` queue that only `workers` consume, once each of
     them is idle; seconds from the first submit to the last run's end time (as its worker
     recorded it), and the job ids."""
-    from scheduler.jobs import submit
+    from scheduler.jobs import TERMINAL, submit
 
     for w in workers:  # idle means idle: no job, and the pool process has finished starting
         wait_until(lambda w=w: pool_ready(w), 120, "an idle pool process")
@@ -98,7 +98,7 @@ def run_batch(
     # One look a second: the end time comes from the run, so polling slowly costs no accuracy
     # and takes almost nothing from the two cores the workers share.
     wait_until(
-        lambda: all(r.info.status in ("FINISHED", "FAILED", "KILLED") for r in runs()),
+        lambda: all(r.info.status in TERMINAL for r in runs()),
         3600,
         "jobs to finish",
         interval=1.0,
