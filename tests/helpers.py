@@ -8,13 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from shared.dataset import builtin_corpus_path
+
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+# The built-in corpus (~1 MB of this Python's standard-library sources) as a plain file: tests
+# that need a text file on disk use it, so a bare clone needs nothing outside the repository.
+CORPUS = builtin_corpus_path(Path(tempfile.gettempdir()) / "seqq-tests")
 SEQQ = str(Path(sys.executable).parent / "seqq")
 
 # A model small enough to train in seconds on 2 cores, big enough to learn something.

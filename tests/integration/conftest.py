@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from tests.helpers import Worker, base_env
 
-TEST_REDIS_DB = 15
+# Two checkouts testing on one machine at once each set their own SEQQ_TEST_REDIS_DB.
+TEST_REDIS_DB = int(os.environ.get("SEQQ_TEST_REDIS_DB", "15"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

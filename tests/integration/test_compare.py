@@ -68,8 +68,9 @@ def test_sample_is_deterministic_for_a_seed_and_stays_in_the_vocabulary(
     assert text.startswith("ROMEO:") and len(text) == len("ROMEO:") + 120
     vocab = set(CORPUS.read_text())
     assert set(text) <= vocab
+    assert "\u00a7" not in vocab
 
-    bad = seqq(["sample", run_id, "--prompt", "ROMEO{}"], env)
+    bad = seqq(["sample", run_id, "--prompt", "ROMEO\u00a7"], env)  # § is not in the corpus
     assert bad.returncode == 2 and "vocabulary" in bad.stderr and "Traceback" not in bad.stderr
     step = seqq(["sample", run_id, "--step", "40", "--length", "10"], env)
     assert step.returncode == 0, step.stderr
