@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run on demand (`python tests/bench/<name>.py`), never collected as tests."""

@@ -1,0 +1,272 @@
+"""Markdown tables of benchmark results: the one place a figure in docs/ is drawn from.
+
+    .venv/bin/python tests/bench/render.py docs/bench/train_overhead.json [more.json ...]
+
+Each benchmark's `--json` object names itself (`bench`); its table is drawn here from that object
+alone, whether the benchmark just ran (`--markdown`) or the result was saved
+(`--markdown-from FILE`, or this script), so a table in docs/ cannot drift from its JSON.
+Imports neither torch nor seqq's worker: rendering a saved result measures nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CELL_NAMES = {"lstm": "LSTM", "rnn": "simple RNN", "gru": "GRU"}
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A saved result, or a one-line exit naming the file."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: not found") from None
+    except json.JSONDecodeError as exc:
+        raise SystemExit(
+            f"{path}: not a benchmark's JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
+    if not isinstance(result, dict) or result.get("bench") not in RENDERERS:
+        raise SystemExit(
+            f"{path}: no known 'bench' name (one of {', '.join(sorted(RENDERERS))}); "
+            "was it written by a benchmark's --json?"
+        )
+    return result
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def ratio(stats: dict[str, float], bold: bool = False) -> str:
+    """A paired median with its spread: `0.982 [0.84-1.25]` (min-max over rounds)."""
+    median = f"**{stats['median']:.3f}**" if bold else f"{stats['median']:.3f}"
+    return f"{median} [{stats['min']:.2f}-{stats['max']:.2f}]"
+
+
+def provenance(result: dict[str, Any]) -> str:
+    """Which text, which machine: the line under every table."""
+    parts = []
+    corpus = result.get("corpus")
+    if corpus:
+        parts.append(
+            f"corpus {corpus['name']} (`{corpus['dataset']}`, {corpus['chars']:,} characters, "
+            f"sha256 `{corpus['sha256'][:12]}`)"
+        )
+    host = result.get("host")
+    if host:
+        device = result.get("device_name")
+        on = f"{device}, " if device and device != "cpu" else ""
+        parts.append(
+            f"{on}{host['cpu']}, {host['usable_cores']} cores, torch {host['torch']}, "
+            f"Python {host['python']}"
+        )
+    return ("Measured on: " + "; ".join(parts) + ".\n") if parts else ""
+
+
+def render_train_overhead(r: dict[str, Any]) -> str:
+    c = r["config"]
+    quick = " QUICK run (a smaller model): not a figure." if c.get("quick") else ""
+    out = [
+        f"seqq's training loop against a bare PyTorch loop in the same precision, on "
+        f"{r['device']}: {c['layers']}x{c['hidden']} cells, embedding {c['embedding']}, batch "
+        f"{c['batch']} x {c['seq']}, {c['rounds']} rounds of {c['steps']}-step segments. seqq / "
+        f"bare is the median of the per-round ratios [min-max], one checkpoint per "
+        f"500 steps charged to seqq.{quick}\n",
+    ]
+    rows = []
+    for cell, name in CELL_NAMES.items():
+        x = r["cells"][cell]
+        for kind, label in (
+            ("fp32", "fp32"),
+            ("default", f"default ({x['default']['precision']})"),
+        ):
+            v = x[kind]
+            rows.append(
+                [
+                    name,
+                    label,
+                    f"{v['bare_chars_per_s']:,}",
+                    f"{v['seqq_chars_per_s']:,}",
+                    ratio(v["ratio"], bold=True),
+                    f"{v['ratio']['q1']:.3f}-{v['ratio']['q3']:.3f}",
+                ]
+            )
+    header = ["cell", "precision", "bare chars/s", "seqq chars/s", "seqq / bare", "IQR"]
+    out.append(table(header, rows))
+    gains = ", ".join(
+        f"{name} {ratio(r['cells'][cell]['hardware_bf16_over_fp32'])}"
+        for cell, name in CELL_NAMES.items()
+    )
+    totals = ", ".join(
+        f"{name} {ratio(r['cells'][cell]['default_vs_bare_fp32'])}"
+        for cell, name in CELL_NAMES.items()
+    )
+    out.append(
+        f"\nNot seqq's doing: bf16 autocast against fp32 in the bare loop alone (this hardware's "
+        f"gain; it varies by host): {gains}. seqq's default against a bare fp32 loop (seqq's "
+        f"overhead and the hardware's gain together): {totals}.\n"
+    )
+    v = r["lstm_val_loss"]
+    out.append(
+        f"\nLSTM validation loss after {c['steps_trained_lstm']} steps each, same windows: seqq "
+        f"default {v['seqq_default']:.4f}, seqq fp32 {v['seqq_fp32']:.4f}, bare fp32 "
+        f"{v['bare_fp32']:.4f}, bare bf16 {v['bare_bf16']:.4f}. Other processes used "
+        f"{c['other_processes_cores']:.2f} cores meanwhile.\n"
+    )
+    met = "met" if r["targets"]["met"] else "NOT met"
+    out.append(f"\nTarget: seqq / bare >= {r['targets']['ratio_min']} in every row: {met}.\n")
+    return "".join(out)
+
+
+def render_quality(r: dict[str, Any]) -> str:
+    quick = " QUICK run: not a figure." if r.get("quick") else ""
+    out = [
+        f"The default spec of each model for {r['budget_s']:.0f} s of training "
+        f"(`seqq compare --local`); losses in nats/char on the held-out splits. Test at best "
+        f"val is the test loss of the checkpoint with the best validation loss; test final is "
+        f"what the run reports (its final weights).{quick}\n"
+    ]
+    rows = [
+        [
+            CELL_NAMES.get(model, model),
+            f"{m['steps']:,}",
+            f"{m['chars_per_s']:,.0f}",
+            f"**{m['best_val_loss']:.3f}** (step {m['best_val_step']:,})",
+            f"**{m['test_loss_at_best']:.3f}**",
+            f"{m['final_val_loss']:.3f}",
+            f"{m['test_loss_final']:.3f}",
+        ]
+        for model, m in r["models"].items()
+    ]
+    header = [
+        "model",
+        "steps",
+        "chars/s",
+        "best val",
+        "test at best val",
+        "final val",
+        "test final",
+    ]
+    out.append(table(header, rows))
+    return "".join(out)
+
+
+def render_data_pipeline(r: dict[str, Any]) -> str:
+    quick = " QUICK run: not a figure." if r.get("quick") else ""
+    out = [
+        f"Encoding a {r['corpus_mb']:.0f} MB corpus built from the reference text's lines, "
+        f"each approach in {r['processes_per_approach']} fresh processes; MB/s over the median "
+        f"process, peak RSS over the process's size after imports.{quick}\n"
+    ]
+    rows = [
+        [
+            name,
+            f"{row['mb_per_s']:,.1f}",
+            f"{row['peak_rss_over_corpus']:.2f}x",
+            str(row["vocab_size"]),
+        ]
+        for name, row in (
+            ("seqq `encode_bytes`, ASCII", r["encode_bytes"]),
+            ("seqq `load_corpus`, cold cache", r["load_corpus_cold"]),
+            ("seqq `encode_bytes`, Unicode", r["unicode"]),
+            ("a dict per character", r["dict_per_char"]),
+        )
+    ]
+    hot = r["one_hot"]
+    rows.append(
+        [
+            f"whole-corpus float32 one-hot (extrapolated from {hot['extrapolated_from_slice_mb']} MB)",
+            f"{hot['mb_per_s_extrapolated']:,.1f}",
+            f"{hot['peak_rss_over_corpus_extrapolated']:.1f}x",
+            str(hot["vocab_size"]),
+        ]
+    )
+    out.append(table(["approach", "MB/s", "peak RSS / corpus", "vocab"], rows))
+    out.append(
+        f"\nseqq `load_corpus`, warm cache: {r['load_corpus_cold']['warm_load_s'] * 1000:.1f} ms. "
+        f"Targets (>= {r['targets']['mb_per_s_min']:.0f} MB/s, <= "
+        f"{r['targets']['peak_rss_over_corpus_max']:.0f}x): "
+        f"{'met' if r['targets']['met'] else 'NOT met'}.\n"
+    )
+    return "".join(out)
+
+
+def render_scale(r: dict[str, Any]) -> str:
+    quick = " QUICK run: not a figure." if r.get("quick") else ""
+    k = r["jobs"]
+    out = [
+        f"{k} jobs of {r['steps_per_job']} steps, {r['rounds']} round(s); workers started as a "
+        f"user starts them: {', '.join(f'`{c}`' for c in r['worker_commands'].values())}.{quick}\n"
+    ]
+    threads = r.get("torch_threads_per_job") or {}
+    rows = [
+        ["one job alone, submit -> FINISHED", f"{r['single_job_s']:.2f} s"],
+        [
+            f"{k} jobs: 1 worker / 2 workers / `seqq worker --cpus 2`",
+            f"{r['makespan_1_worker_s']:.1f} / {r['makespan_2_workers_s']:.1f} / "
+            f"{r['makespan_cpus_2_s']:.1f} s",
+        ],
+        ["efficiency, 2 workers (k x single / 2 / makespan)", f"**{r['efficiency_2_workers']:.2f}**"],
+        ["efficiency, `seqq worker --cpus 2`", f"**{r['efficiency_cpus_2']:.2f}**"],
+        ["torch threads per job (the runs' tag)", ", ".join(f"{n}: {t}" for n, t in threads.items())],
+        ["two bare loops at once against one alone (the machine's ceiling)", f"{r['bare_efficiency_2_processes']:.2f}"],
+        ["submit -> first step, `seqq submit` (median of 3)", f"{r['submit_to_first_step_s_median']:.2f} s"],
+        ["no-op dispatch round trips", f"{r['dispatch_tasks_per_s']:.0f} tasks/s"],
+    ]  # fmt: skip
+    out.append(table(["measure", "value"], rows))
+    return "".join(out)
+
+
+def render_memory_probe(r: dict[str, Any]) -> str:
+    quick = " QUICK run: not a figure." if r.get("quick") else ""
+    out = [
+        f"`synthetic:copy?lag=L&alphabet=8`, {r['budget']} of training per model and lag; "
+        f"recall = share of the chance -> perfect-recall gap closed.{quick}\n"
+    ]
+    rows = [
+        [
+            str(row["lag"]),
+            f"{row['chance']:.3f}",
+            f"{row['perfect']:.3f}",
+            f"{row['lstm']['best_val_loss']:.3f} ({row['lstm']['recall']:.2f})",
+            f"{row['rnn']['best_val_loss']:.3f} ({row['rnn']['recall']:.2f})",
+            f"{row['lstm']['steps']:,} / {row['rnn']['steps']:,}",
+        ]
+        for row in r["rows"]
+    ]
+    header = ["lag", "chance", "perfect recall", "LSTM best val (recall)", "RNN best val (recall)",
+              "LSTM / RNN steps"]  # fmt: skip
+    out.append(table(header, rows))
+    return "".join(out)
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "train_overhead": render_train_overhead,
+    "quality": render_quality,
+    "data_pipeline": render_data_pipeline,
+    "scale": render_scale,
+    "memory_probe": render_memory_probe,
+}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The result's table and the line saying what it was measured on."""
+    body = RENDERERS[result["bench"]](result)
+    origin = provenance(result)
+    return body + ("\n" + origin if origin else "")
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        raise SystemExit(__doc__.strip().split("\n\n")[1].strip())
+    sys.stdout.write("\n".join(markdown(load(Path(arg))) for arg in argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
