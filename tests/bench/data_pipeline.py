@@ -2,9 +2,10 @@
 
 Run on demand (not part of the test suite):
 
-    .venv/bin/python tests/bench/data_pipeline.py [--json] [--quick] [--mb N]
+    .venv/bin/python tests/bench/data_pipeline.py [--json] [--markdown] [--quick] [--mb N]
+        [--data PATH]
 
-Writes a deterministic corpus (tinyshakespeare's lines, shuffled with a fixed seed, repeated to
+Writes a deterministic corpus (the lines of `--data`, by default the built-in corpus, shuffled with a fixed seed, repeated to
 --mb megabytes, 1 MB = 10**6 bytes; 100 by default, 10 with --quick) and a Unicode variant of the
 same size (a share of lines carry CJK characters and emoji, so the vocabulary exceeds 256). Each
 approach then runs once in each of --processes fresh subprocesses (3), as a job would: a first
@@ -39,7 +40,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+sys.path.insert(0, str(REPO))
+
+from tests.bench import common  # noqa: E402
+
 MB = 10**6
 TARGET_MB_PER_S, TARGET_PEAK_OVER_CORPUS = 100.0, 3.0
 ONE_HOT_SLICE = 2 * MB
@@ -55,10 +59,11 @@ def unicode_line(line: str, rng: random.Random) -> str:
     return f"{line} {cjk}{emoji}"
 
 
-def write_corpus(path: Path, size: int, unicode: bool) -> None:
-    """`size` bytes (to the last whole line) of shuffled lines; the same bytes on every run."""
+def write_corpus(path: Path, source: Path, size: int, unicode: bool) -> None:
+    """`size` bytes (to the last whole line) of `source`'s lines, shuffled; the same bytes on
+    every run for the same source."""
     rng = random.Random(1234)
-    lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    lines = source.read_text(encoding="utf-8").splitlines()
     if unicode:
         lines = [unicode_line(line, rng) for line in lines]
     written = 0
@@ -180,16 +185,19 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def measure(size: int, processes: int, say: Any) -> dict[str, Any]:
+def measure(size: int, processes: int, data: str, say: Any) -> dict[str, Any]:
     import shutil
 
+    corpus = common.describe_corpus(data)
+    say(common.corpus_line(corpus) + " (the lines the generated corpora are made of)")
+    source = Path(corpus["path"])
     load_before = load_average()
     tmp = Path(tempfile.mkdtemp(prefix="seqq-bench-data-"))
     try:
         ascii_path, unicode_path = tmp / "ascii.txt", tmp / "unicode.txt"
         start = time.perf_counter()
-        write_corpus(ascii_path, size, unicode=False)
-        write_corpus(unicode_path, size, unicode=True)
+        write_corpus(ascii_path, source, size, unicode=False)
+        write_corpus(unicode_path, source, size, unicode=True)
         say(f"wrote 2 corpora of {size / MB:.0f} MB in {time.perf_counter() - start:.1f}s")
         runs: dict[str, dict[str, Any]] = {}
         for approach in APPROACHES:
@@ -217,6 +225,9 @@ def measure(size: int, processes: int, say: Any) -> dict[str, Any]:
     full_matrix = runs["encode_bytes"]["chars"] * runs["encode_bytes"]["vocab_size"] * 4
     scale = full_matrix / one_hot["matrix_bytes"]
     result: dict[str, Any] = {
+        "bench": "data_pipeline",
+        "corpus": corpus,
+        "host": common.describe_host(),
         "mb_per_s": seqq["mb_per_s"],
         "peak_rss_over_corpus": seqq["peak_rss_over_corpus"],
         "corpus_mb": round(size / MB, 1),
@@ -251,52 +262,8 @@ def measure(size: int, processes: int, say: Any) -> dict[str, Any]:
     return result
 
 
-def report(result: dict[str, Any], console: Any) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"Encoding a {result['corpus_mb']:.0f} MB corpus (1 MB = 10^6 bytes)")
-    for column in ("approach", "MB/s", "s per process", "peak RSS MB", "peak / corpus", "vocab"):
-        table.add_column(column, justify="right" if column != "approach" else "left")
-    rows = [
-        ("seqq encode_bytes (ASCII)", result["encode_bytes"]),
-        ("seqq load_corpus, cold cache", result["load_corpus_cold"]),
-        ("dict per char (ASCII)", result["dict_per_char"]),
-        ("seqq encode_bytes (Unicode)", result["unicode"]),
-    ]
-    for name, row in rows:
-        table.add_row(
-            name,
-            f"{row['mb_per_s']:,.1f}",
-            " ".join(f"{s:.3f}" for s in row["seconds"]),
-            f"{row['peak_rss_mb']:,.1f}",
-            f"{row['peak_rss_over_corpus']:.2f}x",
-            str(row["vocab_size"]),
-        )
-    hot = result["one_hot"]
-    table.add_row(
-        f"whole-corpus one-hot (EXTRAPOLATED from {hot['extrapolated_from_slice_mb']} MB)",
-        f"{hot['mb_per_s_extrapolated']:,.1f}",
-        f"{hot['seconds_extrapolated']:.2f} (est.)",
-        f"{hot['matrix_mb_extrapolated']:,}",
-        f"{hot['peak_rss_over_corpus_extrapolated']:.1f}x",
-        str(hot["vocab_size"]),
-    )
-    console.print(table)
-    console.print(
-        f"seqq load_corpus warm (cache hit): {result['load_corpus_cold']['warm_load_s']:.4f}s; "
-        f"reading the file: {result['read_file_s']:.3f}s; Unicode ids: {result['unicode']['dtype']}"
-    )
-    console.print(f"load average before / after: {result['load_average']}")
-    met = "met" if result["targets"]["met"] else "NOT met"
-    console.print(
-        f"targets (seqq encode_bytes, ASCII): >= {TARGET_MB_PER_S:.0f} MB/s and peak RSS <= "
-        f"{TARGET_PEAK_OVER_CORPUS:.0f}x corpus -> {met}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="One JSON object on stdout.")
     parser.add_argument("--quick", action="store_true", help="A 10 MB corpus (under a minute).")
     parser.add_argument("--mb", type=float, help="Corpus size in MB (default 100; quick 10).")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -304,7 +271,11 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=3, help="Fresh processes per approach (default 3)."
     )
+    common.add_data_option(parser)
+    common.add_output_options(parser)
     args = parser.parse_args()
+    if common.render_saved(args):
+        return
     # A SIGTERM (timeout, kill) still runs the `finally` blocks: no orphan server or temp files.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.child:
@@ -324,10 +295,12 @@ def main() -> None:
     def say(message: str) -> None:
         console.print(f"[{time.monotonic() - started:6.1f}s] {message}", markup=False)
 
-    result = measure(size, args.processes, say)
-    report(result, console)
-    if args.json:
-        sys.stdout.write(json.dumps(result) + "\n")
+    result = measure(size, args.processes, args.data, say) | {"quick": bool(args.quick)}
+    if not args.markdown:
+        from tests.bench.render import markdown
+
+        console.print(markdown(result), markup=False)
+    common.emit(result, args)
 
 
 if __name__ == "__main__":
