@@ -1,6 +1,7 @@
 """Long-range memory probe: where do an LSTM and a simple RNN stop remembering?
 
-    .venv/bin/python tests/bench/memory_probe.py [--json] [--quick] [--lags 5,20,50,100] [--budget 90s]
+    .venv/bin/python tests/bench/memory_probe.py [--json] [--markdown] [--quick] [--lags 5,20,50,100] [--budget 90s]
+    .venv/bin/python tests/bench/memory_probe.py --markdown-from docs/bench/memory_probe.json
 
 For each lag, `seqq compare --local --models lstm,rnn` trains both cells for the same wall-clock
 budget on `synthetic:copy?lag=L` (each record is `R|R\\n`, R = lag-1 random letters, so every
@@ -21,10 +22,15 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.bench import common  # noqa: E402
+
 SEQQ = str(Path(sys.executable).parent / "seqq")
 
 
 def run_lag(lag: int, budget: str, home: Path) -> dict[str, object]:
+    dataset = f"synthetic:copy?lag={lag}&alphabet=8"
     argv = [
         SEQQ,
         "compare",
@@ -33,7 +39,7 @@ def run_lag(lag: int, budget: str, home: Path) -> dict[str, object]:
         "lstm,rnn",
         "--json",
         "--data",
-        f"synthetic:copy?lag={lag}&alphabet=8",
+        dataset,
         "--seq-len",
         str(max(32, 4 * lag)),
         "--hidden-size",
@@ -72,7 +78,7 @@ def run_lag(lag: int, budget: str, home: Path) -> dict[str, object]:
     out = json.loads(done.stdout)
     levels = out["levels"]
     chance, perfect = levels["chance"], levels["perfect recall"]
-    row: dict[str, object] = {"lag": lag, "chance": chance, "perfect": perfect}
+    row: dict[str, object] = {"lag": lag, "dataset": dataset, "chance": chance, "perfect": perfect}
     for model, summary in out["models"].items():
         loss = summary["best_val_loss"]
         row[model] = {
@@ -87,11 +93,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--json", action="store_true")
     parser.add_argument("--quick", action="store_true", help="two lags, 20 s each model")
     parser.add_argument("--lags", default=None)
     parser.add_argument("--budget", default=None, help="training time per model, e.g. 90s")
+    common.add_output_options(parser)
     args = parser.parse_args()
+    if common.render_saved(args):
+        return
     lags = [int(x) for x in (args.lags or ("5,20" if args.quick else "5,20,50,100")).split(",")]
     budget = args.budget or ("20s" if args.quick else "90s")
     rows = []
@@ -99,21 +107,19 @@ def main() -> None:
         for lag in lags:
             rows.append(run_lag(lag, budget, Path(tmp)))
             print(f"lag {lag} done", file=sys.stderr, flush=True)
-    if args.json:
-        print(json.dumps({"budget": budget, "rows": rows}))
-        return
-    print(
-        f"budget {budget} per model; losses in nats/char; recall = share of the chance->perfect gap closed"
-    )
-    print("| lag | chance | perfect | LSTM loss | LSTM recall | RNN loss | RNN recall |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        lstm, rnn = r["lstm"], r["rnn"]
-        assert isinstance(lstm, dict) and isinstance(rnn, dict)
-        print(
-            f"| {r['lag']} | {r['chance']:.3f} | {r['perfect']:.3f} | {lstm['best_val_loss']:.3f} | "
-            f"{lstm['recall']:.2f} | {rnn['best_val_loss']:.3f} | {rnn['recall']:.2f} |"
-        )
+    # Synthetic data only: the text is named by its reference in each row, no corpus file.
+    result = {
+        "bench": "memory_probe",
+        "host": common.describe_host(),
+        "budget": budget,
+        "quick": bool(args.quick),
+        "rows": rows,
+    }
+    if not args.json and not args.markdown:
+        from tests.bench.render import markdown
+
+        print(markdown(result), end="")
+    common.emit(result, args)
 
 
 if __name__ == "__main__":
