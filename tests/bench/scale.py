@@ -1,10 +1,17 @@
-"""Scale-out benchmark: K short jobs on 1 then 2 worker processes, plus dispatch rate.
+"""Scale-out benchmark: K short jobs on 1 then 2 workers, on `seqq worker --cpus 2`, dispatch rate.
 
-    .venv/bin/python tests/bench/scale.py [--json] [--quick] [--jobs K] [--rounds R]
+    .venv/bin/python tests/bench/scale.py [--json] [--markdown] [--quick] [--jobs K] [--rounds R]
+    .venv/bin/python tests/bench/scale.py --markdown-from docs/bench/scale.json
 
-Each worker gets one torch thread (SEQQ_TORCH_THREADS=1), so two fit the two cores. R rounds
-(5; --quick: 1), each: one job alone on worker 1, K jobs on worker 1, then worker 2 starts and K
-jobs run on both (worker 2 stops again), so a drift in a shared machine's speed hits all three
+Workers start exactly as the README tells users to, with no environment override: each of the
+two "workers" is `taskset -c I seqq worker` (a worker given one core, as on a one-core machine:
+seqq sizes its jobs' torch threads from the cores it may use), and the one-machine layout is
+`seqq worker --cpus 2` (two jobs at once, each given half the cores by seqq itself). Every job's
+`seqq.device` tag (which says its torch threads) is reported per layout, so a worker that hands
+its jobs more threads than their share shows in the figures. R rounds (5; --quick: 1), each: one
+job alone on worker 1, K jobs on worker 1, then worker 2 starts and K jobs run on both (worker
+2 stops again), then K jobs on a `seqq worker --cpus 2` started for them (on its own queue,
+cpu.low, which worker 1 does not drain), so a drift in a shared machine's speed hits all four
 alike. Ratios are taken within a round, then the median over rounds. Reports:
 
 - a single job's time alone on one such worker, and the makespan of K jobs on 1 and on 2
@@ -14,7 +21,8 @@ alike. Ratios are taken within a round, then the median over rounds. Reports:
   cores the workers need). The bench looks at the runs once a second: the end times come from
   the runs, so slow polling costs no accuracy and takes almost nothing from the workers,
 - efficiency = ideal makespan (K x single / workers) / measured makespan (the issue's
-  definition), and the plain speed-up of 2 workers over 1 (makespan 1 / makespan 2),
+  definition), for 2 workers and for `--cpus 2`, and the plain speed-up of 2 workers over 1
+  (makespan 1 / makespan 2),
 - the training speed the jobs logged (chars/s, median) in the 1- and the 2-worker batches, and
   the ceiling the machine itself sets: the same model in bare PyTorch loops (one torch thread),
   one process alone, then two at once (`bare_efficiency_2_processes` = alone / two at once: two
@@ -26,13 +34,13 @@ alike. Ratios are taken within a round, then the median over rounds. Reports:
   processes are replaced every 20 jobs (every job on a GPU), which is not what dispatch means.
 
 Targets (issue 5): efficiency >= 0.9 at 2 workers; submit -> first step <= 2 s median.
-Uses Redis database 12 on 127.0.0.1:6379 (flushed) and a SQLite MLflow store in a temp dir.
+Uses Redis database --redis-db (12) on 127.0.0.1:6379 (flushed) and a SQLite MLflow store in a
+temp dir. The jobs train on `--data` (default: the built-in corpus), named in the output.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -44,25 +52,61 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import CORPUS, Worker, base_env, seqq_json, wait_until  # noqa: E402
+from tests.bench import common  # noqa: E402
+from tests.helpers import Worker, base_env, seqq_json, wait_until  # noqa: E402
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = "redis://127.0.0.1:6379/12"  # --redis-db replaces the database number
+# The one-machine layout drains its own queue, so worker 1 can stay up (idle) meanwhile.
+CPUS2_QUEUE = "cpu.low"
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def worker_command(i: int) -> list[str]:
+    """Worker i: `seqq worker` on core i (the `cpu` queue only), as a user gives a worker one
+    core; `i = "cpus2"`: the README's one-machine command for two jobs at once."""
+    if i == CPUS2:
+        return ["seqq", "worker", "--cpus", "2", "--queues", CPUS2_QUEUE, "--name", "cpus2@bench"]
+    return [
+        "taskset",
+        "-c",
+        str(i),
+        "seqq",
+        "worker",
+        "--queues",
+        "cpu",
+        "--name",
+        f"bench{i}@bench",
+    ]
+
+
+CPUS2 = -1  # the index worker_command gives `seqq worker --cpus 2`
+
+
 def start_worker(env: dict[str, str], tmp: Path, i: int) -> Worker:
-    """`seqq worker` number i on the `cpu` queue, one torch thread, its own cache dir."""
-    worker_env = {**env, "SEQQ_HOME": str(tmp / f"w{i}-home"), "SEQQ_TORCH_THREADS": "1"}
-    args = ["--name", f"bench{i}@bench", "--queues", "cpu"]
-    worker = Worker(worker_env, tmp / f"w{i}-{time.time_ns()}.log", args)
+    """Worker i as `worker_command` says, its own cache dir, nothing else in its environment."""
+    command = worker_command(i)
+    split = command.index("seqq")
+    worker = Worker(
+        {**env, "SEQQ_HOME": str(tmp / f"w{i}-home")},
+        tmp / f"w{i}-{time.time_ns()}.log",
+        args=command[split + 2 :],
+        prefix=command[:split],
+    )
     worker.wait_ready(timeout=120)
     return worker
 
 
-def job_spec(steps: int, seed: int) -> Any:
+def thread_tags(client: Any, jobs: list[str]) -> list[str]:
+    """The distinct `seqq.device` tags of the jobs (device and torch threads, as they ran)."""
+    from shared import names
+
+    return sorted({client.get_run(j).data.tags.get(names.TAG_DEVICE, "?") for j in jobs})
+
+
+def job_spec(steps: int, seed: int, corpus: str) -> Any:
     """The bench's job: a 1x64 LSTM on the reference corpus, `steps` steps."""
     from shared.spec import TrainSpec
 
@@ -70,7 +114,7 @@ def job_spec(steps: int, seed: int) -> Any:
     return TrainSpec.model_validate(
         {
             "model": {"cell": "lstm", "hidden_size": 64, "num_layers": 1, "embedding_dim": 16},
-            "data": {"dataset": str(CORPUS), "seq_len": 64},
+            "data": {"dataset": corpus, "seq_len": 64},
             "optim": {"batch_size": 32, "max_steps": steps},
             "run": run,
         }
@@ -78,10 +122,16 @@ def job_spec(steps: int, seed: int) -> Any:
 
 
 def run_batch(
-    client: Any, settings: Any, k: int, steps: int, workers: list[Worker]
+    client: Any,
+    settings: Any,
+    k: int,
+    steps: int,
+    workers: list[Worker],
+    corpus: str,
+    queue: str = "cpu",
 ) -> tuple[float, list[str]]:
-    """k jobs submitted at once to the `cpu` queue that only `workers` consume, once each of
-    them is idle; seconds from the first submit to the last run's end time (as its worker
+    """k jobs submitted at once to `queue` that only `workers` consume, once each of them is
+    idle; seconds from the first submit to the last run's end time (as its worker
     recorded it), and the job ids."""
     from scheduler.jobs import TERMINAL, submit
 
@@ -90,7 +140,7 @@ def run_batch(
     started = time.time()
     # Submitted in this process through seqq's own submit (what `seqq submit` calls, ~60 ms a
     # job here): a CLI process per job would cost ~2 s of start-up each, longer than a job.
-    jobs = [submit(job_spec(steps, i), settings, queue="cpu").job_id for i in range(k)]
+    jobs = [submit(job_spec(steps, i, corpus), settings, queue=queue).job_id for i in range(k)]
 
     def runs() -> list[Any]:
         return [client.get_run(j) for j in jobs]
@@ -111,10 +161,13 @@ def run_batch(
 
 
 def pool_ready(worker: Worker) -> bool:
-    """The worker's pool process has finished starting (it logs so) and has no job."""
+    """Every pool process of the worker has finished starting (each logs so) and none has a
+    job; `--cpus N` starts N of them."""
+    argv = [str(a) for a in worker.proc.args]
+    pools = int(argv[argv.index("--cpus") + 1]) if "--cpus" in argv else 1
     log_text = worker.log()
     busy = log_text.count(" received") > log_text.count(" succeeded in ")
-    return "pool process ready" in log_text and not busy
+    return log_text.count("pool process ready") >= pools and not busy
 
 
 def train_rate(client: Any, jobs: list[str]) -> float:
@@ -218,11 +271,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quick", action="store_true", help="a smoke run in under two minutes")
     parser.add_argument("--jobs", type=int, default=None, help="K jobs per batch")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds of the three batches")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of the four batches")
+    parser.add_argument("--redis-db", type=int, default=12, help="Redis database (flushed)")
+    common.add_data_option(parser)
+    common.add_output_options(parser)
     args = parser.parse_args()
+    if common.render_saved(args):
+        return
+    global REDIS_URL
+    REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + f"/{args.redis_db}"
+    corpus_info = common.describe_corpus(args.data)
+    corpus = corpus_info["path"]
+    log(common.corpus_line(corpus_info))
     k = args.jobs or (2 if args.quick else 6)
     steps = 60 if args.quick else 300
     rounds = args.rounds or (1 if args.quick else 5)
@@ -262,10 +324,10 @@ def main() -> None:
         # three kinds of batch so that a drift in the machine's speed hits all of them.
         first = start_worker(env, tmp, 0)
         try:
-            run_batch(client, settings, 1, 10, [first])  # warm the dataset cache
+            run_batch(client, settings, 1, 10, [first], corpus)  # warm the dataset cache
             latencies = []
             spec_file = tmp / "job.json"
-            spec_file.write_text(job_spec(steps, 0).model_dump_json())
+            spec_file.write_text(job_spec(steps, 0, corpus).model_dump_json())
             for _ in range(3):
                 wait_until(lambda: pool_ready(first), 120, "an idle pool process")
                 # the CLI path end to end: `seqq submit` to an idle worker
@@ -275,27 +337,43 @@ def main() -> None:
                 )
                 latencies.append(client.get_metric_history(job, "submit_to_first_step_s")[0].value)
             log(f"submit -> first step: median {statistics.median(latencies):.2f}s ({latencies})")
-            singles, make1s, make2s, single_jobs, jobs1, jobs2 = [], [], [], [], [], []
+            singles, make1s, make2s, makecs = [], [], [], []
+            single_jobs, jobs1, jobs2, jobsc = [], [], [], []
             for r in range(rounds):
-                single, jobs = run_batch(client, settings, 1, steps, [first])
+                single, jobs = run_batch(client, settings, 1, steps, [first], corpus)
                 singles.append(single)
                 single_jobs += jobs
-                make1, jobs = run_batch(client, settings, k, steps, [first])
+                make1, jobs = run_batch(client, settings, k, steps, [first], corpus)
                 make1s.append(make1)
                 jobs1 += jobs
                 second = start_worker(env, tmp, 1)
-                try:
-                    run_batch(client, settings, 2, 10, [first, second])  # warm the second
-                    make2, jobs = run_batch(client, settings, k, steps, [first, second])
+                try:  # warm the second, then both
+                    run_batch(client, settings, 2, 10, [first, second], corpus)
+                    make2, jobs = run_batch(client, settings, k, steps, [first, second], corpus)
                 finally:
                     second.stop()
                 make2s.append(make2)
                 jobs2 += jobs
+                machine = start_worker(env, tmp, CPUS2)
+                try:
+                    run_batch(client, settings, 2, 10, [machine], corpus, CPUS2_QUEUE)
+                    makec, jobs = run_batch(
+                        client, settings, k, steps, [machine], corpus, CPUS2_QUEUE
+                    )
+                finally:
+                    machine.stop()
+                makecs.append(makec)
+                jobsc += jobs
                 log(
                     f"round {r + 1}: single {singles[-1]:.2f}s, {k} jobs on 1 worker "
-                    f"{make1:.1f}s, on 2 workers {make2:.1f}s"
+                    f"{make1:.1f}s, on 2 workers {make2:.1f}s, on --cpus 2 {makec:.1f}s"
                 )
             rate1, rate2 = train_rate(client, jobs1), train_rate(client, jobs2)
+            threads = {
+                "1 worker": thread_tags(client, single_jobs + jobs1),
+                "2 workers": thread_tags(client, jobs2),
+                "--cpus 2": thread_tags(client, jobsc),
+            }
             span0 = on_worker_s(client, single_jobs)
             span1, span2 = on_worker_s(client, jobs1), on_worker_s(client, jobs2)
         finally:
@@ -312,6 +390,16 @@ def main() -> None:
     single, make1, make2 = (statistics.median(x) for x in (singles, make1s, make2s))
     per_round = [k * s / 2 / m for s, m in zip(singles, make2s, strict=True)]
     result = {
+        "bench": "scale",
+        "corpus": corpus_info,
+        "host": common.describe_host(),
+        "quick": bool(args.quick),
+        "worker_commands": {
+            "1 worker": " ".join(worker_command(0)),
+            "2 workers": f"{' '.join(worker_command(0))} & {' '.join(worker_command(1))}",
+            "--cpus 2": " ".join(worker_command(CPUS2)),
+        },
+        "torch_threads_per_job": {n: "; ".join(t) for n, t in threads.items()},
         "jobs": k,
         "steps_per_job": steps,
         "rounds": rounds,
@@ -327,6 +415,10 @@ def main() -> None:
         "efficiency_2_workers": statistics.median(per_round),
         "efficiency_2_workers_per_round": per_round,
         "efficiency_2_workers_of_median_times": k * single / 2 / make2,
+        "makespan_cpus_2_s": statistics.median(makecs),
+        "efficiency_cpus_2": statistics.median(
+            k * s / 2 / m for s, m in zip(singles, makecs, strict=True)
+        ),
         "speedup_2_over_1_worker": statistics.median(
             m1 / m2 for m1, m2 in zip(make1s, make2s, strict=True)
         ),
@@ -341,18 +433,15 @@ def main() -> None:
         "submit_to_first_step_s_median": statistics.median(latencies),
         "dispatch_tasks_per_s": rate,
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
+    if not args.json:
         for key, value in result.items():
-            shown = (
-                f"{value:.3f}"
-                if isinstance(value, float)
-                else ", ".join(f"{v:.3f}" for v in value)
-                if isinstance(value, list)
-                else str(value)
-            )
-            print(f"{key:36s} {shown}")
+            if isinstance(value, float):
+                print(f"{key:36s} {value:.3f}")
+    common.emit(result, args)
+    if not args.json and not args.markdown:
+        from tests.bench.render import markdown
+
+        print(markdown(result), end="")
 
 
 if __name__ == "__main__":
