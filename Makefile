@@ -14,7 +14,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install lint format test test-quick test-integration redis compose-tool demo bench ui-check clean
+.PHONY: install lint format test test-quick test-integration redis compose-tool demo bench gpu-check ui-check clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,14 @@ bench: install redis
 	$(PY) tests/bench/quality.py
 	$(PY) tests/bench/scale.py
 	$(PY) tests/bench/memory_probe.py
+
+# On a machine with an NVIDIA GPU: the GPU tests, one job through `seqq worker --gpus all`, the
+# overhead benchmark against a bare cuDNN loop (bf16 and fp32); one JSON summary on stdout and in
+# SEQQ_GPU_CHECK_OUT (a file). Without a GPU it stops in one line before installing anything.
+gpu-check:
+	@$(PYTHON) tests/bench/gpu_check.py --preflight
+	@$(MAKE) --no-print-directory install
+	$(PY) tests/bench/gpu_check.py
 
 # The MLflow compare view of a tiny comparison, screenshotted to docs/ (headless Chromium).
 ui-check: install
