@@ -1,0 +1,142 @@
+"""The benchmarks' own plumbing (tests/bench/): what they name, how their tables are drawn, and
+`make gpu-check`'s behaviour on a machine without a GPU. The benchmarks themselves run on demand."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bench import common, gpu_check, render
+from tests.bench.train_overhead import spread
+
+BENCH = Path(__file__).parent / "bench"
+
+
+def test_no_benchmark_reads_a_file_outside_the_repository():
+    for script in BENCH.glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        assert "REPO.parent" not in text and "../shared" not in text, script.name
+
+
+def test_the_corpus_a_benchmark_measured_is_named_by_its_hash_and_size(tmp_path: Path):
+    text = "to be or not to be\n" * 2000
+    path = tmp_path / "verse.txt"
+    path.write_text(text, encoding="utf-8")
+    corpus = common.describe_corpus(str(path))
+    assert corpus["name"] == "verse.txt" and corpus["chars"] == len(text)
+    assert corpus["sha256"] == __import__("hashlib").sha256(text.encode()).hexdigest()
+    assert corpus["sha256"][:16] in common.corpus_line(corpus)
+
+
+def test_the_default_reference_text_is_the_built_in_corpus():
+    parser = __import__("argparse").ArgumentParser()
+    common.add_data_option(parser)
+    assert parser.parse_args([]).data == "builtin:stdlib"
+
+
+def test_a_headline_ratio_is_the_median_of_per_round_ratios_with_its_spread():
+    stats = spread([1.2, 0.9, 1.0, 0.8, 1.1])
+    assert stats == {"median": 1.0, "q1": 0.9, "q3": 1.1, "min": 0.8, "max": 1.2, "rounds": 5}
+    assert spread([0.95])["q1"] == spread([0.95])["q3"] == 0.95
+
+
+def _stats(median: float) -> dict[str, float]:
+    return {"median": median, "q1": median, "q3": median, "min": median - 0.1, "max": median + 0.1}
+
+
+def _overhead_result() -> dict[str, Any]:
+    def versus(bare: str, ratio: float) -> dict[str, Any]:
+        return {"bare": bare, "bare_chars_per_s": 1000, "seqq_chars_per_s": 990,
+                "ratio": _stats(ratio)}  # fmt: skip
+
+    cell = {
+        "fp32": versus("bare_fp32", 0.981),
+        "default": versus("bare_bf16", 0.972) | {"precision": "bf16"},
+        "hardware_bf16_over_fp32": _stats(1.777),
+        "default_vs_bare_fp32": _stats(1.733),
+    }
+    config = {"quick": False, "layers": 2, "hidden": 256, "embedding": 64, "batch": 64,
+              "seq": 128, "rounds": 5, "steps": 20, "steps_trained_lstm": 103,
+              "other_processes_cores": 0.01}  # fmt: skip
+    return {
+        "bench": "train_overhead",
+        "device": "cpu",
+        "corpus": {
+            "dataset": "builtin:stdlib",
+            "name": "builtin-stdlib",
+            "chars": 1000,
+            "sha256": "ab" * 32,
+        },
+        "host": {"cpu": "a CPU", "usable_cores": 2, "torch": "2.13.0", "python": "3.11"},
+        "cells": {"lstm": cell, "rnn": cell, "gru": cell},
+        "lstm_val_loss": dict.fromkeys(
+            ("seqq_default", "seqq_fp32", "bare_fp32", "bare_bf16"), 2.0
+        ),
+        "config": config,
+        "targets": {"ratio_min": 0.97, "met": True},
+    }
+
+
+def test_the_overhead_table_compares_seqq_with_the_bare_loop_in_the_same_precision():
+    table = render.markdown(_overhead_result())
+    assert "| LSTM | fp32 | 1,000 | 990 | **0.981** [0.88-1.08] |" in table
+    assert "| LSTM | default (bf16) | 1,000 | 990 | **0.972** [0.87-1.07] |" in table
+    # bf16 over fp32 is the hardware's gain, on its own line, never in a seqq row.
+    hardware = next(line for line in table.splitlines() if "Not seqq's doing" in line)
+    assert "1.777" in hardware and "|" not in hardware
+    assert "builtin-stdlib" in table and "abababababab" in table
+
+
+def test_a_saved_result_renders_to_the_same_table_as_the_run_printed(tmp_path: Path, capsys):
+    result = _overhead_result()
+    saved = tmp_path / "train_overhead.json"
+    saved.write_text(json.dumps(result), encoding="utf-8")
+    render.main([str(saved)])
+    assert capsys.readouterr().out == render.markdown(result)
+
+
+def test_rendering_a_file_that_is_not_a_benchmark_result_fails_in_one_line(tmp_path: Path):
+    other = tmp_path / "other.json"
+    other.write_text('{"rows": []}', encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"other\.json: no known 'bench' name"):
+        render.load(other)
+    with pytest.raises(SystemExit, match=r"missing\.json: not found"):
+        render.load(tmp_path / "missing.json")
+
+
+def test_gpu_check_without_nvidia_smi_stops_in_one_line_with_exit_code_2(monkeypatch, capsys):
+    monkeypatch.setattr(gpu_check.shutil, "which", lambda _name: None)
+    assert gpu_check.main([]) == gpu_check.NO_GPU_EXIT
+    assert gpu_check.main(["--preflight"]) == gpu_check.NO_GPU_EXIT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err == ["gpu-check: no nvidia-smi on PATH: this machine has no NVIDIA driver (or GPU)"] * 2
+    )
+
+
+def test_gpu_check_with_a_driver_but_a_torch_without_cuda_names_the_torch_build(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    reason = gpu_check.missing_gpu(which=lambda _name: "/usr/bin/nvidia-smi")
+    assert reason is not None and "\n" not in reason
+    assert f"torch {torch.__version__}" in reason and "sees no CUDA device" in reason
+
+
+def test_gpu_check_writes_its_summary_where_the_environment_says(monkeypatch, tmp_path: Path):
+    out = tmp_path / "summary.json"
+    monkeypatch.setenv("SEQQ_GPU_CHECK_OUT", str(out))
+    monkeypatch.setattr(gpu_check, "missing_gpu", lambda: None)
+    monkeypatch.setattr(gpu_check, "check", lambda name, summary, _body: summary.update(
+        {name: {"ok": True, "result": name}}))  # fmt: skip
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "a GPU")
+    assert gpu_check.main([]) == 0
+    summary = json.loads(out.read_text(encoding="utf-8"))
+    assert summary["ok"] and summary["gpu"] == "a GPU" and summary["worker_job"]["ok"]
+    assert os.environ["SEQQ_GPU_CHECK_OUT"] == str(out)
