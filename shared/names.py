@@ -48,6 +48,7 @@ TAG_WORKER_HOST = "seqq.worker.host"
 TAG_DEVICE = "seqq.device"
 TAG_PRECISION = "seqq.precision"
 TAG_TORCH_VERSION = "seqq.torch_version"
+TAG_TORCH_THREADS = "seqq.torch_threads"  # torch's intra-op threads for this job (its core share)
 TAG_SEQQ_VERSION = "seqq.version"
 TAG_ERROR = "seqq.error"
 TAG_RESUMES = "seqq.resumes"

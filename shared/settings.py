@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
@@ -36,7 +37,7 @@ class Settings(BaseSettings):
         "", description="os.pathsep-separated folders a worker may read local datasets from."
     )
     torch_threads: int = Field(
-        0, ge=0, description="Torch threads per job; 0 = cores / concurrency."
+        0, ge=0, description="Torch threads per job; 0 = usable cores / jobs at once."
     )
     visibility_timeout: int = Field(
         7 * 24 * 3600, ge=60, description="Seconds before Redis re-delivers an unacknowledged job."
@@ -87,6 +88,29 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
     return Settings()
+
+
+def override_settings(**changes: Any) -> Settings:
+    """Make `changes` this process's settings, and those of every process it forks or starts.
+
+    A command that decides a setting (the worker: torch threads per job) calls this before it
+    forks: a forked pool process inherits the cached settings, a started one reads the
+    environment, so both must hold the decision, never a copy read before it.
+    """
+    for field, value in changes.items():
+        if field not in Settings.model_fields:
+            raise KeyError(f"no setting {field!r}")
+        os.environ[f"SEQQ_{field.upper()}"] = str(value)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or a taskset's
+    share), not every core the machine has."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def mlflow_env_defaults(http_retries: int = 2, http_timeout: float = 30) -> None:

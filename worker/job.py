@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
 import shutil
 import socket
@@ -34,7 +33,7 @@ from shared.errors import (
     SeqqError,
     SpecError,
 )
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, usable_cores
 from shared.spec import TrainSpec, format_validation_error
 from worker import checkpoint
 from worker.data import load_corpus
@@ -117,9 +116,8 @@ def device_name(device: torch.device) -> str:
 
 
 def configure_threads(settings: Settings) -> None:
-    """Torch threads = this worker's share of the cores (never oversubscribe)."""
-    threads = settings.torch_threads or os.cpu_count() or 1
-    torch.set_num_threads(max(1, threads))
+    """Torch threads = this job's share of the cores (never oversubscribe)."""
+    torch.set_num_threads(max(1, settings.torch_threads or usable_cores()))
 
 
 def run_job(
@@ -237,6 +235,7 @@ def _start_run(client: Any, run: Any, outcome: JobOutcome) -> None:
         names.TAG_DEVICE: outcome.device or "",
         names.TAG_PRECISION: outcome.precision or "",
         names.TAG_TORCH_VERSION: torch.__version__,
+        names.TAG_TORCH_THREADS: str(torch.get_num_threads()),
         names.TAG_SEQQ_VERSION: seqq_version(),
     }
     if commit := git_commit():

@@ -54,7 +54,7 @@ def worker(
     from scheduler.broker import redis_client
     from shared import names
     from shared.errors import SpecError
-    from shared.settings import get_settings
+    from shared.settings import get_settings, override_settings, usable_cores
 
     settings = get_settings()
     redis_client(settings)  # one-line error now rather than Celery's retry loop
@@ -75,7 +75,9 @@ def worker(
         raise typer.Exit(_supervise(devices, order, name or "seqq", host, loglevel))
     n = cpus or concurrency
     if not settings.torch_threads:
-        os.environ["SEQQ_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
+        # Each of the n jobs at once gets its share of the cores; the pool processes forked
+        # below inherit these settings (the cached ones read above still said "all cores").
+        override_settings(torch_threads=max(1, usable_cores() // n))
     order = queues or ",".join(names.drain_order(names.QUEUE_CPU))
     hostname = name or f"seqq-cpu@{host}"
     _run_celery(order, n, hostname, loglevel, JOBS_PER_CPU_PROCESS, CPU_PROCESS_MAX_RSS_KIB)

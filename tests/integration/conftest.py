@@ -54,14 +54,17 @@ def env(tmp_path: Path, redis_url: str, tracking_uri: str) -> dict[str, str]:
     )
 
 
-def start_worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Worker:
-    """A real `seqq worker` (prefork, one job at a time) on the cpu queue.
+def start_worker(
+    env: dict[str, str], tmp_path: Path, name: str = "worker", args: tuple[str, ...] = ()
+) -> Worker:
+    """A real `seqq worker` (prefork, one job at a time unless `args` say otherwise) on the cpu
+    queue.
 
     Each worker keeps its own home (cache, checkpoints): it shares nothing with the client or
     other workers but Redis and the tracking store, as on another machine.
     """
     worker_env = {**env, "SEQQ_HOME": str(tmp_path / f"{name}-home")}
-    proc = Worker(worker_env, tmp_path / f"{name}.log", ["--name", f"{name}@test"])
+    proc = Worker(worker_env, tmp_path / f"{name}.log", ["--name", f"{name}@test", *args])
     proc.wait_ready()
     return proc
 

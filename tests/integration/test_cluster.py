@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from shared import names
+from shared.state import TERMINAL
 from tests.helpers import TINY, seqq, seqq_json, wait_until
 from tests.integration.conftest import start_worker
 
@@ -45,6 +48,37 @@ def test_queue_shows_waiting_jobs_and_workers_drain_high_priority_first(
         worker.stop()
     gone = seqq(["workers", "--json"], env)
     assert gone.returncode == 0 and gone.stdout.strip() == "[]", "a stopped worker withdraws"
+
+
+def test_a_worker_with_two_cpu_slots_gives_each_of_two_concurrent_jobs_half_the_cores(
+    env: dict[str, str], tracking_uri: str, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    # Both jobs wait in the queue before the worker starts, so its two pool processes take one
+    # each at once; 400 steps (a few seconds) outlast the skew of their start-ups (~0.5 s).
+    longer = [*TINY, "--max-steps", "400", "--eval-every", "100", "--checkpoint-every", "200"]
+    jobs = [seqq_json(["submit", *longer], env)["job_id"] for _ in range(2)]
+    worker = start_worker(env, tmp_path, "pair", ("--cpus", "2"))
+    try:
+        client = MlflowClient(tracking_uri)
+        wait_until(
+            lambda: all(client.get_run(j).info.status in TERMINAL for j in jobs),
+            300,
+            "both jobs to end",
+            interval=1.0,
+        )
+    finally:
+        worker.stop()
+    runs = [client.get_run(j) for j in jobs]
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"], worker.log()[-3000:]
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert [r.data.tags[names.TAG_TORCH_THREADS] for r in runs] == [str(share)] * 2
+    assert all(f"{share} threads" in r.data.tags[names.TAG_DEVICE] for r in runs)
+    # They trained at the same time: each one's first step came before the other's last.
+    steps = [client.get_metric_history(j, names.METRIC_TRAIN_LOSS) for j in jobs]
+    spans = [(min(m.timestamp for m in s), max(m.timestamp for m in s)) for s in steps]
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
 def test_flower_on_the_same_broker_sees_the_worker_and_its_job(
