@@ -19,6 +19,7 @@ from shared.dataset import LocalDataset, check_prompts, resolve_dataset
 from shared.errors import JobNotFoundError, ServiceUnavailableError, SpecError
 from shared.settings import Settings
 from shared.spec import TrainSpec
+from shared.state import TERMINAL, JobState
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -27,8 +28,7 @@ if TYPE_CHECKING:
     from worker.train import Reporter
 
 
-STATUS_LABEL = {"SCHEDULED": "QUEUED"}
-TERMINAL = ("FINISHED", "FAILED", "KILLED")
+STATUS_LABEL = {JobState.SCHEDULED: "QUEUED"}
 
 
 @dataclass(frozen=True)
@@ -175,14 +175,14 @@ def close_orphaned_local_runs(client: MlflowClient) -> list[str]:
         f"and tags.`{names.TAG_WORKER_HOST}` = '{socket.gethostname()}'"
     )
     closed = []
-    for run in unfinished_jobs(client, ("RUNNING", "SCHEDULED"), here):
+    for run in unfinished_jobs(client, (JobState.RUNNING, JobState.SCHEDULED), here):
         owner = run.data.tags.get(names.TAG_LOCAL_OWNER)
         if owner is None or _owner_alive(owner):
             continue
         pid = owner.partition(":")[0]
         reason = f"the `seqq run` process (pid {pid}) that trained this job died before it ended"
         client.set_tag(run.info.run_id, names.TAG_ERROR, reason)
-        client.set_terminated(run.info.run_id, "FAILED")
+        client.set_terminated(run.info.run_id, JobState.FAILED)
         closed.append(run.info.run_id)
     return closed
 
@@ -200,7 +200,11 @@ def describe(run: Any, live: broker.LiveState | None) -> dict[str, Any]:
     """One job as a flat JSON-able record (MLflow for what is recorded, Celery for what is live)."""
     data = run.data
     status = STATUS_LABEL.get(run.info.status, run.info.status)
-    info = live.info if live and live.state == names.STATE_PROGRESS and status == "RUNNING" else {}
+    info = (
+        live.info
+        if live and live.state == names.STATE_PROGRESS and status == JobState.RUNNING
+        else {}
+    )
     return {
         "job_id": run.info.run_id,
         "status": status,
@@ -266,7 +270,7 @@ def list_jobs(
         order_by=["attributes.start_time DESC"],
         max_results=limit,
     )
-    needs_live = any(r.info.status == "RUNNING" for r in runs)
+    needs_live = any(r.info.status == JobState.RUNNING for r in runs)
     app = None
     if needs_live:
         try:
@@ -276,7 +280,10 @@ def list_jobs(
             app = None
     return [
         describe(
-            r, broker.live_state(app, r.info.run_id) if app and r.info.status == "RUNNING" else None
+            r,
+            broker.live_state(app, r.info.run_id)
+            if app and r.info.status == JobState.RUNNING
+            else None,
         )
         for r in runs
     ]
@@ -290,8 +297,8 @@ def cancel(job_id: str, settings: Settings) -> str:
     if run.info.status in TERMINAL:
         return f"job {job_id} already ended {run.info.status}"
     broker.request_cancel(conn, job_id)
-    if run.info.status == "SCHEDULED":
+    if run.info.status == JobState.SCHEDULED:
         client.set_tag(job_id, names.TAG_ERROR, "cancelled before it started")
-        client.set_terminated(job_id, "KILLED")
+        client.set_terminated(job_id, JobState.KILLED)
         return f"job {job_id} cancelled before it started (KILLED)"
     return f"job {job_id} asked to stop; it ends KILLED at its next step"

@@ -20,19 +20,17 @@ from scheduler.broker import send_job
 from shared import names
 from shared.settings import Settings
 from shared.spec import TrainSpec
+from shared.state import JobState
 
 log = logging.getLogger(__name__)
-
-# Jobs trained by `seqq run` hold no lease (no broker): they are not the reaper's.
-REAPABLE_QUEUES = names.QUEUES
 
 
 def running_jobs(client: Any, where: str = "") -> list[Any]:
     """The RUNNING job runs of every experiment, optionally narrowed by a further filter."""
-    return unfinished_jobs(client, ("RUNNING",), where)
+    return unfinished_jobs(client, (JobState.RUNNING,), where)
 
 
-def unfinished_jobs(client: Any, statuses: tuple[str, ...], where: str = "") -> list[Any]:
+def unfinished_jobs(client: Any, statuses: tuple[JobState, ...], where: str = "") -> list[Any]:
     """The job runs in any of `statuses`, across experiments, optionally narrowed further."""
     experiments = [
         e.experiment_id for e in client.search_experiments() if e.name != names.DATASET_EXPERIMENT
@@ -58,7 +56,7 @@ def reap_once(client: Any, conn: Any, app: Any, settings: Settings) -> list[str]
     for run in running_jobs(client):
         job_id = run.info.run_id
         queue = run.data.tags.get(names.TAG_QUEUE, "")
-        if queue not in REAPABLE_QUEUES:
+        if queue not in names.QUEUES:  # `seqq run` jobs hold no lease (no broker): not ours
             continue
         seen.add(job_id)
         if conn.exists(names.lease_key(job_id)):
@@ -87,6 +85,6 @@ def requeue(client: Any, app: Any, run: Any, queue: str) -> None:
         spec = TrainSpec.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
     count = int(run.data.tags.get(names.TAG_REQUEUES, "0")) + 1
     client.set_tag(job_id, names.TAG_REQUEUES, str(count))
-    client.update_run(job_id, status="SCHEDULED")
+    client.update_run(job_id, status=JobState.SCHEDULED)
     send_job(app, job_id, spec, queue)
     log.warning("job %s lost its worker; re-queued on %s (requeue %d)", job_id, queue, count)

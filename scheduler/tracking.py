@@ -19,6 +19,7 @@ from shared.dataset import LocalDataset
 from shared.errors import ServiceUnavailableError
 from shared.settings import Settings, mask_url, mlflow_env_defaults
 from shared.spec import TrainSpec
+from shared.state import JobState
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -93,9 +94,9 @@ def publish_dataset(client: MlflowClient, dataset: LocalDataset, settings: Setti
     try:
         client.log_artifact(run.info.run_id, str(dataset.path), names.ARTIFACT_DATASET)
     except Exception:
-        client.set_terminated(run.info.run_id, "FAILED")
+        client.set_terminated(run.info.run_id, JobState.FAILED)
         raise
-    client.set_terminated(run.info.run_id, "FINISHED")
+    client.set_terminated(run.info.run_id, JobState.FINISHED)
     return f"runs:/{run.info.run_id}/{names.ARTIFACT_DATASET}/{filename}"
 
 
@@ -151,7 +152,7 @@ def create_job_run(
                 )
             ],
         )
-        client.update_run(run_id, status="SCHEDULED")
+        client.update_run(run_id, status=JobState.SCHEDULED)
     except Exception:
         client.delete_run(run_id)
         raise

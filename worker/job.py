@@ -35,6 +35,7 @@ from shared.errors import (
 )
 from shared.settings import Settings, get_settings, usable_cores
 from shared.spec import TrainSpec, format_validation_error
+from shared.state import TERMINAL, JobState
 from worker import checkpoint
 from worker.data import load_corpus
 from worker.dataset import fetch_dataset
@@ -43,7 +44,6 @@ from worker.tracking import RunLogger, configure_mlflow_env, is_permanent, with_
 from worker.train import Reporter, Trainer, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
-TERMINAL = ("FINISHED", "FAILED", "KILLED")
 
 
 @dataclass
@@ -51,7 +51,7 @@ class JobOutcome:
     """How a job ended, as the Celery result and `seqq run` summary carry it."""
 
     job_id: str
-    status: str
+    status: JobState
     step: int = 0
     final_val_loss: float | None = None
     best_val_loss: float | None = None
@@ -61,14 +61,12 @@ class JobOutcome:
     device: str | None = None
     precision: str | None = None
     error: str | None = None
-    stood_down: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         # JSON has no NaN/inf: send None instead.
         return {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in asdict(self).items()
-            if k != "stood_down"
         }
 
 
@@ -143,14 +141,14 @@ def run_job(
         if not is_permanent(exc):
             raise
         log.error("job %s has no MLflow run; refusing it", job_id)
-        return JobOutcome(job_id, "UNKNOWN", error="no such run", stood_down=True)
+        return JobOutcome(job_id, JobState.STOOD_DOWN, error="no such run")
     if run.info.status in TERMINAL:
         log.info("job %s already %s; standing down", job_id, run.info.status)
-        return JobOutcome(job_id, run.info.status, stood_down=True)
+        return JobOutcome(job_id, JobState.STOOD_DOWN, error=f"already {run.info.status}")
 
     logger: RunLogger | None = None
     trainer: Trainer | None = None
-    outcome = JobOutcome(job_id, "FAILED")
+    outcome = JobOutcome(job_id, JobState.FAILED)
     try:
         try:
             spec = (
@@ -199,25 +197,25 @@ def run_job(
         )
         trainer.submitted_at = run.info.start_time / 1000 if run.info.start_time else None
         result = trainer.run()
-        outcome.status = "FINISHED"
+        outcome.status = JobState.FINISHED
         outcome.final_val_loss = result.final_val_loss
         outcome.best_val_loss = result.best_val_loss
         outcome.test_loss = result.test_loss
         outcome.elapsed_s = result.elapsed_s
         outcome.chars_per_s = result.chars_per_s
     except JobCancelledError as exc:
-        outcome.status, outcome.error = "KILLED", str(exc)
+        outcome.status, outcome.error = JobState.KILLED, str(exc)
     except JobPreemptedError as exc:
-        outcome.status, outcome.error = "PREEMPTED", str(exc)
+        outcome.status, outcome.error = JobState.PREEMPTED, str(exc)
     except LeaseLostError:
-        outcome.status, outcome.stood_down = "STOOD_DOWN", True
+        outcome.status = JobState.STOOD_DOWN
     except SeqqError as exc:
-        outcome.status, outcome.error = "FAILED", str(exc)
+        outcome.status, outcome.error = JobState.FAILED, str(exc)
     except Exception as exc:  # an unexpected bug: still end the run, with the reason
         log.exception("job %s crashed", job_id)
-        outcome.status, outcome.error = "FAILED", f"{exc.__class__.__name__}: {exc}"
+        outcome.status, outcome.error = JobState.FAILED, f"{exc.__class__.__name__}: {exc}"
     except KeyboardInterrupt:
-        outcome.status, outcome.error = "KILLED", "interrupted"
+        outcome.status, outcome.error = JobState.KILLED, "interrupted"
         raise
     finally:
         if trainer is not None:
@@ -242,7 +240,7 @@ def _start_run(client: Any, run: Any, outcome: JobOutcome) -> None:
         tags[names.TAG_GIT_COMMIT] = commit
     run_id = run.info.run_id
     with_retry(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    with_retry(client.update_run, run_id, status="RUNNING")
+    with_retry(client.update_run, run_id, status=JobState.RUNNING)
 
 
 def _logged_until(client: Any, run: Any) -> dict[str, int]:
@@ -257,16 +255,16 @@ def _finish(
     client: Any, job_id: str, logger: RunLogger | None, outcome: JobOutcome, settings: Settings
 ) -> None:
     """Deliver everything queued, then end the run with its status (and reason)."""
-    if outcome.status == "STOOD_DOWN":
+    if outcome.status == JobState.STOOD_DOWN:
         if logger is not None:
             logger.discard()  # another worker owns the run now: send nothing more
         return
     if logger is not None and not logger.close(timeout=600):
-        outcome.status = "FAILED"
+        outcome.status = JobState.FAILED
         outcome.error = (outcome.error or "") + " (some metrics could not be delivered to MLflow)"
-    if outcome.status == "PREEMPTED":
+    if outcome.status == JobState.PREEMPTED:
         # Back in the queue: the next worker resumes from the checkpoint just uploaded.
-        with_retry(client.update_run, job_id, status="SCHEDULED")
+        with_retry(client.update_run, job_id, status=JobState.SCHEDULED)
         return
     if outcome.error:
         with_retry(client.set_tag, job_id, names.TAG_ERROR, outcome.error[:5000])

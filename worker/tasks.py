@@ -34,6 +34,7 @@ from celery.signals import (
 from shared import names
 from shared.celery_app import make_app
 from shared.settings import get_settings
+from shared.state import JobState
 
 log = logging.getLogger(__name__)
 app = make_app()
@@ -221,13 +222,13 @@ def train(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         outcome = run_job(job_id, spec, CeleryReporter(self, job_id, lease), settings)
     finally:
         lease.release()
-    if outcome.status == "PREEMPTED":
+    if outcome.status == JobState.PREEMPTED:
         queue = (self.request.delivery_info or {}).get("routing_key") or names.QUEUE_CPU
         self.app.send_task(
             names.TASK_TRAIN, kwargs={"job_id": job_id, "spec": spec}, task_id=job_id, queue=queue
         )
         log.info("job %s checkpointed and handed back to queue %s", job_id, queue)
         raise Ignore()
-    if outcome.stood_down:
+    if outcome.status == JobState.STOOD_DOWN:
         raise Ignore()
     return outcome.as_dict()

@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from shared.spec import UNCAPPED_STEPS
+from shared.state import TERMINAL, JobState
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
@@ -131,16 +132,16 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     for column in ("job", "status", "model", "name", "step", "val loss", "test loss", "started"):
         table.add_column(column)
     colours = {
-        "FINISHED": "green",
-        "FAILED": "red",
-        "KILLED": "yellow",
-        "RUNNING": "cyan",
+        JobState.FINISHED: "green",
+        JobState.FAILED: "red",
+        JobState.KILLED: "yellow",
+        JobState.RUNNING: "cyan",
         "QUEUED": "blue",
     }
     for job in jobs:
         step = fmt(job.get("step"))
         capped = (job.get("max_steps") or UNCAPPED_STEPS) < UNCAPPED_STEPS
-        if capped and job.get("status") in ("RUNNING", "QUEUED"):
+        if capped and job.get("status") in (JobState.RUNNING, "QUEUED"):
             step = f"{fmt(job.get('step') or 0)}/{job['max_steps']}"
         colour = colours.get(job["status"], "white")
         table.add_row(
@@ -192,7 +193,7 @@ def follow(jobs: dict[str, str], app: Any, client: Any, poll_s: float = 0.5) -> 
                 last_check = time.monotonic()
                 for label, job_id in jobs.items():
                     status = client.get_run(job_id).info.status
-                    if status in ("FINISHED", "FAILED", "KILLED") and label not in ended:
+                    if status in TERMINAL and label not in ended:
                         ended[label] = status
                         task = progress.tasks[bars[label]]
                         progress.update(

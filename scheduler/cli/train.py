@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from scheduler.cli.options import PriorityOpt, QueueOpt, SpecFlags, spec_options
+from shared.state import JobState
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +53,7 @@ def run(
         display.console.print(
             f"open the MLflow UI: [bold]{tracking.ui_hint(settings)}[/] then {url}"
         )
-    if outcome.status != "FINISHED":
+    if outcome.status != JobState.FINISHED:
         raise typer.Exit(1)
 
 
@@ -104,5 +105,5 @@ def submit(
         display.print_json(job)
     else:
         display.console.print(display.job_panel(job))
-    if job["status"] != "FINISHED":
+    if job["status"] != JobState.FINISHED:
         raise typer.Exit(1)

@@ -27,9 +27,8 @@ def test_queue_shows_waiting_jobs_and_workers_drain_high_priority_first(
     worker = start_worker(env, tmp_path)
     try:
         client = MlflowClient(tracking_uri)
-        ended = ("FINISHED", "FAILED", "KILLED")
         wait_until(
-            lambda: all(client.get_run(j).info.status in ended for j in [high, *low]),
+            lambda: all(client.get_run(j).info.status in TERMINAL for j in [high, *low]),
             300,
             "all three jobs to end",
             interval=1.0,

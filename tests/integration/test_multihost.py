@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from shared import names
+from shared.state import TERMINAL
 from tests.helpers import (
     TINY,
     Service,
@@ -148,9 +149,8 @@ def test_jobs_submitted_here_finish_on_workers_in_other_network_namespaces(
         from mlflow import MlflowClient
 
         client = MlflowClient(env["SEQQ_MLFLOW_URI"])
-        ended = ("FINISHED", "FAILED", "KILLED")
         wait_until(
-            lambda: all(client.get_run(j).info.status in ended for j in jobs),
+            lambda: all(client.get_run(j).info.status in TERMINAL for j in jobs),
             300,
             "both jobs to end",
             interval=1.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.state import TERMINAL
 from tests.helpers import TINY, Worker, seqq, seqq_json
 from tests.integration.checks import assert_finished_job
 
@@ -30,7 +31,7 @@ def test_submit_without_wait_prints_the_job_and_status_follows_it_to_the_end(
 
     def finished() -> dict | None:
         state = seqq_json(["status", job_id], env)
-        return state if state["status"] in ("FINISHED", "FAILED", "KILLED") else None
+        return state if state["status"] in TERMINAL else None
 
     final = wait_until(finished, 180, "the rnn job to end", interval=1.0)
     assert final["status"] == "FINISHED", final
