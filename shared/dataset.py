@@ -10,12 +10,12 @@ on the client, never half-way into a job. Torch-free and MLflow-free by design.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.atomic import write_atomically
 from shared.errors import DataError
 from shared.spec import BUILTIN_DATASET, DataSpec
 
@@ -119,11 +119,8 @@ def builtin_corpus_path(cache_dir: Path) -> Path:
             break
     if not parts:
         raise DataError(f"{BUILTIN_DATASET}: no standard-library sources under {stdlib}")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(parts), encoding="utf-8")
-    tmp.replace(target)
-    return target
+    text = "".join(parts)
+    return write_atomically(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def resolve_dataset(data: DataSpec, cache_dir: Path) -> LocalDataset:

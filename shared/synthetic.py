@@ -11,13 +11,13 @@ so client and report agree on the text without shipping code.
 from __future__ import annotations
 
 import math
-import os
 import random
 import string
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from shared.atomic import write_atomically
 from shared.errors import DataError
 
 PREFIX = "synthetic:"
@@ -89,8 +89,5 @@ def synthetic_corpus_path(reference: str, cache_dir: Path) -> Path:
     name = f"synthetic-copy-lag{task.lag}-a{task.alphabet}-n{task.length}-s{task.seed}.txt"
     target = cache_dir / name
     if not target.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(task.text(), encoding="utf-8")
-        tmp.replace(target)
+        write_atomically(target, lambda tmp: tmp.write_text(task.text(), encoding="utf-8"))
     return target

@@ -8,13 +8,13 @@ so a crash mid-write never leaves a half checkpoint that looks complete.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from shared import names
+from shared.atomic import write_atomically
 from shared.errors import CheckpointError
 from shared.spec import TrainSpec
 from worker.data import Vocab
@@ -47,11 +47,7 @@ def build_payload(
 
 def save(payload: dict[str, Any], path: Path) -> Path:
     """Write atomically; returns `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from shared.atomic import write_atomically
 from shared.dataset import SplitBounds, split_bounds
 from shared.errors import DataError
 from shared.spec import DataSpec
@@ -144,14 +144,11 @@ def load_corpus(path: Path, sha256: str, data: DataSpec, cache_dir: Path) -> Cor
         ids = np.load(ids_file, mmap_mode="r")
         return Corpus(vocab, ids, split_bounds(len(ids), data), cache_hit=True)
     vocab, ids = encode_bytes(normalise(path.read_bytes(), data))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # Write then rename: a crash mid-write never leaves a cache entry that looks complete.
-    tmp = ids_file.with_name(f".{ids_file.name}.{os.getpid()}.tmp.npy")
-    np.save(tmp, ids)
-    tmp.replace(ids_file)
-    tmp_vocab = vocab_file.with_name(f".{vocab_file.name}.{os.getpid()}.tmp")
-    tmp_vocab.write_text(json.dumps({"chars": vocab.chars}), encoding="utf-8")
-    tmp_vocab.replace(vocab_file)
+    # A crash mid-write never leaves a cache entry that looks complete; the vocabulary goes
+    # last, and a hit needs both files.
+    write_atomically(ids_file, lambda tmp: np.save(tmp, ids))
+    vocab_json = json.dumps({"chars": vocab.chars})
+    write_atomically(vocab_file, lambda tmp: tmp.write_text(vocab_json, encoding="utf-8"))
     return Corpus(vocab, ids, split_bounds(len(ids), data), cache_hit=False)
 
 

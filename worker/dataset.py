@@ -8,11 +8,11 @@ configured allowed roots (`SEQQ_DATA_ROOTS`); built-in and synthetic corpora are
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from shared.atomic import write_atomically
 from shared.dataset import resolve_dataset, sha256_file
 from shared.errors import DataError
 from shared.settings import Settings
@@ -57,11 +57,7 @@ def fetch_dataset(data: DataSpec, settings: Settings) -> Path:
                     f"dataset {data.uri}: download failed ({exc.__class__.__name__})"
                 ) from None
             _verify(Path(got), data.sha256, data.uri)
-            store.mkdir(parents=True, exist_ok=True)
-            partial = store / f".{data.sha256}.{os.getpid()}.partial"
-            shutil.copyfile(got, partial)
-            partial.replace(cached)
-        return cached
+            return write_atomically(cached, lambda tmp: shutil.copyfile(got, tmp))
     if data.dataset == BUILTIN_DATASET or data.dataset.startswith(SYNTHETIC_PREFIX):
         local = resolve_dataset(data, settings.cache_dir)
         return _verify(local.path, data.sha256, data.dataset)
