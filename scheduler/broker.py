@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared import names
-from shared.errors import ServiceUnavailableError
-from shared.settings import Settings, mask_url
+from shared.settings import Settings
 from shared.spec import TrainSpec
 
 if TYPE_CHECKING:
@@ -20,25 +19,6 @@ if TYPE_CHECKING:
     from celery import Celery
 
 CANCEL_TTL_S = 30 * 24 * 3600
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    """A Redis connection that has answered a ping (one-line error otherwise)."""
-    import redis as redis_lib
-
-    client = redis_lib.Redis.from_url(
-        settings.broker_url,
-        socket_connect_timeout=settings.job_timeout,
-        socket_timeout=settings.job_timeout,
-    )
-    try:
-        client.ping()
-    except (redis_lib.exceptions.RedisError, OSError) as exc:
-        raise ServiceUnavailableError(
-            f"cannot reach Redis at {mask_url(settings.broker_url)} ({exc.__class__.__name__}); "
-            "start it with `redis-server` or set SEQQ_BROKER_URL"
-        ) from None
-    return client
 
 
 def celery_app(settings: Settings) -> Celery:

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared import names
 from shared.celery_app import make_app
+from shared.connection import redis_client
 from shared.settings import get_settings, mlflow_env_defaults
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,10 @@ app.conf.beat_schedule = {
 @app.task(name=names.TASK_REAP)
 def reap() -> list[str]:
     """Re-queue jobs whose worker vanished (see `scheduler.reaper`)."""
-    import redis
     from mlflow import MlflowClient
 
     from scheduler.reaper import reap_once
 
     client: Any = MlflowClient(settings.tracking_uri)
-    conn = redis.Redis.from_url(settings.broker_url, socket_timeout=10)
+    conn = redis_client(settings, timeout=10, ping=False)
     return reap_once(client, conn, app, settings)

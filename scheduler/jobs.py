@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler import broker, tracking
 from shared import names
+from shared.connection import redis_client
 from shared.dataset import LocalDataset, check_prompts, resolve_dataset
 from shared.errors import JobNotFoundError, ServiceUnavailableError, SpecError
 from shared.settings import Settings
@@ -87,7 +88,7 @@ def submit(
         )
     if queue is not None and queue not in names.QUEUES:
         raise SpecError(f"--queue: expected one of {', '.join(names.QUEUES)}, got {queue!r}")
-    conn = broker.redis_client(settings)
+    conn = redis_client(settings)
     client = tracking.tracking_client(settings)
     queue = queue or broker.route(spec, conn, priority)
     app = broker.celery_app(settings)
@@ -236,7 +237,7 @@ def _int(value: str | None) -> int | None:
 def _live(settings: Settings, job_id: str) -> broker.LiveState | None:
     """Celery's view of a job, or None when Redis is down (MLflow still answers)."""
     try:
-        broker.redis_client(settings)
+        redis_client(settings)
     except ServiceUnavailableError:
         return None
     return broker.live_state(broker.celery_app(settings), job_id)
@@ -274,7 +275,7 @@ def list_jobs(
     app = None
     if needs_live:
         try:
-            broker.redis_client(settings)
+            redis_client(settings)
             app = broker.celery_app(settings)
         except ServiceUnavailableError:
             app = None
@@ -291,7 +292,7 @@ def list_jobs(
 
 def cancel(job_id: str, settings: Settings) -> str:
     """Ask a job to stop; a queued job is ended KILLED at once. Returns what happened."""
-    conn = broker.redis_client(settings)
+    conn = redis_client(settings)
     client = tracking.tracking_client(settings)
     run = _get_run(client, job_id)
     if run.info.status in TERMINAL:

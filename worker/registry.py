@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from shared import names
+from shared.connection import redis_client
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,7 @@ _state: dict[str, Any] = {}
 
 
 def _conn() -> Any:
-    import redis
-
-    return redis.Redis.from_url(get_settings().broker_url, socket_timeout=5)
+    return redis_client(get_settings(), timeout=5, ping=False)
 
 
 def announce(hostname: str, queues: list[str]) -> None:

@@ -33,6 +33,7 @@ from celery.signals import (
 
 from shared import names
 from shared.celery_app import make_app
+from shared.connection import redis_client
 from shared.settings import get_settings
 from shared.state import JobState
 
@@ -45,9 +46,7 @@ _PREEMPTED = threading.Event()  # set in a pool process when it receives SIGTERM
 
 def _redis(timeout: float = 5) -> Any:
     """A connection to the broker's Redis (leases, stop flags, shutdown announcements)."""
-    import redis
-
-    return redis.Redis.from_url(get_settings().broker_url, socket_timeout=timeout)
+    return redis_client(get_settings(), timeout, ping=False)
 
 
 @worker_init.connect

@@ -18,9 +18,9 @@ def workers(json_out: JsonOpt = False) -> None:
     """List live workers: host, GPU, queues, current job, jobs done, uptime."""
     from rich.table import Table
 
-    from scheduler.broker import redis_client
     from scheduler.cli import display
     from scheduler.cluster import live_workers
+    from shared.connection import redis_client
     from shared.settings import get_settings
 
     found = live_workers(redis_client(get_settings()))
@@ -50,9 +50,9 @@ def queue(json_out: JsonOpt = False) -> None:
     """Waiting jobs per queue, read from Redis itself (jobs being trained are not waiting)."""
     from rich.table import Table
 
-    from scheduler.broker import redis_client
     from scheduler.cli import display
     from scheduler.cluster import waiting_jobs
+    from shared.connection import redis_client
     from shared.settings import get_settings
 
     found = waiting_jobs(redis_client(get_settings()))

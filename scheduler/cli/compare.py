@@ -73,9 +73,9 @@ def compare(
     jobs.check_inputs(spec, settings)
     tracking.check_tracking(settings)
     if not local:
-        from scheduler import broker
+        from shared.connection import redis_client
 
-        broker.redis_client(settings)
+        redis_client(settings)
     levels = None
     if spec.data.dataset.startswith(PREFIX):
         task = parse_synthetic(spec.data.dataset)

@@ -23,9 +23,9 @@ def scheduler(
 
     Example: `SEQQ_BROKER_URL=redis://head:6379/0 SEQQ_MLFLOW_URI=http://head:5000 seqq scheduler`
     """
-    from scheduler.broker import redis_client
     from scheduler.tracking import check_tracking
     from shared import names
+    from shared.connection import redis_client
     from shared.settings import get_settings
 
     settings = get_settings()

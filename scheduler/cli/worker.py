@@ -51,8 +51,8 @@ def worker(
 
     Example: `SEQQ_BROKER_URL=redis://head:6379/0 seqq worker --gpus all`
     """
-    from scheduler.broker import redis_client
     from shared import names
+    from shared.connection import redis_client
     from shared.errors import SpecError
     from shared.settings import get_settings, override_settings, usable_cores
 
