@@ -59,7 +59,6 @@ TAG_DATA_CACHE = "seqq.data.cache"  # "hit" when the worker reused encoded ids, 
 TAG_LOCAL_OWNER = "seqq.local.owner"  # "pid:start-ticks" of the `seqq run` process training it
 TAG_REQUEUES = "seqq.requeues"  # times the reaper re-queued the job after its worker vanished
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
-TAG_RUN_NAME = "mlflow.runName"
 
 # MLflow metric keys. Shared by every model so the UI overlays runs' curves.
 METRIC_TRAIN_LOSS = "train_loss"

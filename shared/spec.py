@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared import names
 from shared.errors import SpecError
 
 Cell = Literal["lstm", "rnn", "gru"]
@@ -143,7 +144,10 @@ class RunSpec(_Group):
     sample_every: int = Field(500, ge=1, description="Steps between generated samples.")
     checkpoint_every: int = Field(500, ge=1, description="Steps between checkpoints.")
     experiment: str = Field(
-        "seqq", min_length=1, max_length=200, description="MLflow experiment to log the run in."
+        names.DEFAULT_EXPERIMENT,
+        min_length=1,
+        max_length=200,
+        description="MLflow experiment to log the run in.",
     )
     name: str | None = Field(None, max_length=200, description="MLflow run name.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra MLflow tags.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,7 +50,6 @@ class TrainResult:
     final_val_loss: float
     best_val_loss: float
     test_loss: float
-    samples: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -245,7 +244,7 @@ class Trainer:
 
         elapsed = self.elapsed_before + time.monotonic() - started
         final_val = self._evaluate(self.step)
-        samples = self._sample(self.step)
+        self._sample(self.step)  # logged as artifacts; the result carries numbers only
         self._checkpoint(names.FINAL_CHECKPOINT, elapsed)
         test_loss = evaluate(self.model, self.test_windows, optim.batch_size)
         trained_chars = self.step * chars_per_step
@@ -265,7 +264,6 @@ class Trainer:
             final_val_loss=final_val,
             best_val_loss=self.best_val,
             test_loss=test_loss,
-            samples=samples,
         )
 
     def _stop(self, reason: str, elapsed: float) -> None:

@@ -50,6 +50,7 @@ def compare(
     """
     from scheduler import compare as cmp
     from scheduler import jobs, tracking
+    from shared import names
     from shared.settings import get_settings
     from shared.synthetic import PREFIX, parse_synthetic
 
@@ -96,7 +97,7 @@ def compare(
             title = "seqq compare: " + " vs ".join(cells) + f" on {spec.data.dataset}"
             out_dir = report or Path(tmp) / "report"
             for path in write_report(results, out_dir, title, levels):
-                client.log_artifact(parent, str(path), "report")
+                client.log_artifact(parent, str(path), names.ARTIFACT_REPORT)
         status = "FINISHED" if all(r.status == "FINISHED" for r in results) else "FAILED"
     except KeyboardInterrupt:
         status = "KILLED"
