@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,30 @@ def torch_single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+# The deployment files, read once per session for the test_deploy_* modules.
+
+
+@pytest.fixture(scope="session")
+def compose() -> dict[str, Any]:
+    from tests.deployment import load_compose
+
+    return load_compose()
+
+
+@pytest.fixture(scope="session")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="session")
+def manifests() -> list[tuple[Path, dict[str, Any]]]:
+    from tests.deployment import load_manifests
+
+    return load_manifests()
+
+
+@pytest.fixture(scope="session")
+def deployments(manifests: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+    return {d["metadata"]["name"]: d for _, d in manifests if d["kind"] == "Deployment"}
