@@ -133,7 +133,8 @@ def run_batch(
     """k jobs submitted at once to `queue` that only `workers` consume, once each of them is
     idle; seconds from the first submit to the last run's end time (as its worker
     recorded it), and the job ids."""
-    from scheduler.jobs import TERMINAL, submit
+    from scheduler.jobs import submit
+    from shared.state import TERMINAL
 
     for w in workers:  # idle means idle: no job, and the pool process has finished starting
         wait_until(lambda w=w: pool_ready(w), 120, "an idle pool process")
