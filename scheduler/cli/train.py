@@ -50,7 +50,8 @@ def run(
     else:
         display.console.print(display.job_panel(result))
         display.console.print(
-            f"open the MLflow UI: [bold]{tracking.ui_hint(settings)}[/] then {url}"
+            f"open the MLflow UI: [bold]{tracking.ui_hint(settings)}[/] then {url}",
+            soft_wrap=True,
         )
     if outcome.status != "FINISHED":
         raise typer.Exit(1)
@@ -92,7 +93,7 @@ def submit(
         display.console.print(
             f"submitted job [bold]{submission.job_id}[/] to queue {submission.queue}"
         )
-        display.console.print(f"MLflow run: {submission.url}")
+        display.console.print(f"loss curves in MLflow: {submission.url}", soft_wrap=True)
     if not wait:
         return
     client = tracking.tracking_client(settings)
