@@ -102,7 +102,7 @@ def submit(
         ) from None
     experiment_id = client.get_run(run_id).info.experiment_id
     return Submission(
-        run_id, experiment_id, queue, tracking.run_url(settings, experiment_id, run_id)
+        run_id, experiment_id, queue, tracking.curves_url(settings, experiment_id, [run_id])
     )
 
 
@@ -134,7 +134,7 @@ def run_here(
 
     outcome = run_job(run_id, resolved, reporter, settings)
     experiment_id = client.get_run(run_id).info.experiment_id
-    return outcome, tracking.run_url(settings, experiment_id, run_id)
+    return outcome, tracking.curves_url(settings, experiment_id, [run_id])
 
 
 def process_identity(pid: int) -> str:

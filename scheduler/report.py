@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from scheduler.compare import ModelResult
+from shared import names
 
 SAMPLE_CHARS = 160
 
@@ -124,6 +125,6 @@ def write_report(
     """report.md and its plots in `out_dir`; the written paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = plot_curves(results, out_dir)
-    report = out_dir / "report.md"
+    report = out_dir / names.REPORT_FILE
     report.write_text(markdown(results, title, levels), encoding="utf-8")
     return [report, *paths]

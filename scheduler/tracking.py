@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,17 +53,29 @@ def tracking_client(settings: Settings) -> MlflowClient:
 
 
 def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> str:
-    """The experiment's id, creating it (with artifacts beside a local store, not in the cwd)."""
+    """The experiment's id, creating it (with artifacts beside a local store, not in the cwd).
+
+    It carries `names.EXPERIMENT_TAGS`, so MLflow's UI opens it as model training; an
+    experiment made by an older seqq gets the ones it lacks when next used (a kind someone
+    chose in the UI stays).
+    """
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        for key, value in names.EXPERIMENT_TAGS.items():
+            if key not in experiment.tags:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
         return str(experiment.experiment_id)
     location = None
     if settings.tracking_is_local:
         location = (settings.artifact_root / name).resolve().as_uri()
     try:
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(
+            client.create_experiment(
+                name, artifact_location=location, tags=dict(names.EXPERIMENT_TAGS)
+            )
+        )
     except MlflowException:  # created concurrently by another client
         again = client.get_experiment_by_name(name)
         if again is None:
@@ -159,11 +172,50 @@ def create_job_run(
     return run_id
 
 
-def run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
-    """Where a person opens the run: the server's UI, or `mlflow ui`'s default address."""
+def curves_url(
+    settings: Settings, experiment_id: str, run_ids: list[str], x_axis: str = "step"
+) -> str:
+    """Where a person sees the runs' `val_loss` and `train_loss` curves overlaid on one chart.
+
+    MLflow's metric page, against `x_axis`: "step", or "relative" (seconds since each run's
+    first point, so runs trained one after another still overlay; "wall" would not).
+    """
+    query = {
+        "runs": json.dumps(run_ids),
+        "metric": json.dumps(names.METRIC_VAL_LOSS),
+        "experiments": json.dumps([experiment_id]),
+        "plot_metric_keys": json.dumps([names.METRIC_VAL_LOSS, names.METRIC_TRAIN_LOSS]),
+        "x_axis": x_axis,
+    }
+    return _ui_address(settings, "/metric", query)
+
+
+def report_url(settings: Settings, experiment_id: str, parent_run_id: str) -> str:
+    """Where a person reads a comparison's report: the table and the samples side by side."""
+    route = f"/experiments/{experiment_id}/runs/{parent_run_id}/artifacts/"
+    return _ui_address(settings, route + f"{names.ARTIFACT_REPORT}/{names.REPORT_FILE}", {})
+
+
+def comparison_urls(
+    settings: Settings, experiment_id: str, run_ids: list[str], parent_run_id: str | None = None
+) -> dict[str, str]:
+    """What `seqq compare` points at: the curves against step and time, then the samples."""
+    urls = {
+        "loss_vs_step": curves_url(settings, experiment_id, run_ids, "step"),
+        "loss_vs_time": curves_url(settings, experiment_id, run_ids, "relative"),
+    }
+    if parent_run_id:
+        urls["samples_side_by_side"] = report_url(settings, experiment_id, parent_run_id)
+    return urls
+
+
+def _ui_address(settings: Settings, route: str, query: dict[str, str]) -> str:
+    """An MLflow UI address on this store: the server's own UI, or `mlflow ui`'s default."""
     uri = settings.tracking_uri
     base = mask_url(uri).rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    # MLflow 3.17 shows GenAI pages unless the address asks for the machine-learning ones.
+    encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+    return f"{base}/#{route}?{'&'.join(filter(None, [encoded, names.UI_WORKFLOW_QUERY]))}"
 
 
 def ui_hint(settings: Settings) -> str:

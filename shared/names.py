@@ -35,6 +35,15 @@ QUEUE_CONTROL = "control"  # the control plane's own tasks (the reaper), never t
 # MLflow experiments.
 DEFAULT_EXPERIMENT = "seqq"
 DATASET_EXPERIMENT = "seqq-datasets"
+# Tags every seqq experiment is created with, by every path that creates one. MLflow 3's UI
+# opens an experiment without a kind on its GenAI pages (traces, token usage: all empty for
+# seqq); this kind opens it on the training runs and their metric charts.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
+EXPERIMENT_TAGS = {TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_TRAINING}
+# MLflow 3.17's UI takes the kind from its GenAI / machine-learning switch instead, which an
+# address sets with this query parameter.
+UI_WORKFLOW_QUERY = "workflowType=machine_learning"
 
 # MLflow tags.
 TAG_JOB_ID = "seqq.job_id"
@@ -81,7 +90,8 @@ ARTIFACT_VOCAB = "vocab.json"
 ARTIFACT_CHECKPOINTS = "checkpoints"
 ARTIFACT_SAMPLES = "samples"
 ARTIFACT_SAMPLE_TABLE = "samples.json"
-ARTIFACT_REPORT = "report"
+ARTIFACT_REPORT = "report"  # a comparison's parent run: the report and its plots
+REPORT_FILE = "report.md"
 ARTIFACT_DATASET = "dataset"
 CHECKPOINT_FILE = "checkpoint.pt"
 FINAL_CHECKPOINT = "final"

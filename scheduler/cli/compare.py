@@ -39,7 +39,8 @@ def compare(
 
     Everything but the cell is identical (data, seed, sizes, budget). The jobs are children of
     one parent MLflow run that also holds the report (loss vs step and vs wall time, the table,
-    a sample grid); select the children in the MLflow UI to overlay their curves.
+    a sample grid). It ends with MLflow UI addresses: the children's curves overlaid against
+    step and against time, and the report with the samples side by side.
 
     Examples:
 
@@ -66,7 +67,8 @@ def compare(
             from scheduler.report import write_report
 
             write_report(results, report, "seqq compare: " + " vs ".join(r.model for r in results))
-        _print(results, None, None, json_out)
+        experiment_id = client.get_run(ids[0]).info.experiment_id
+        _print(results, None, tracking.comparison_urls(settings, experiment_id, ids), json_out)
         return
 
     cells = cmp.parse_models(models)
@@ -104,8 +106,9 @@ def compare(
         raise
     finally:
         client.set_terminated(parent, status)
-    url = tracking.run_url(settings, client.get_run(parent).info.experiment_id, parent)
-    _print(results, parent, url, json_out, levels)
+    experiment_id = client.get_run(parent).info.experiment_id
+    urls = tracking.comparison_urls(settings, experiment_id, [r.job_id for r in results], parent)
+    _print(results, parent, urls, json_out, levels)
     if status != "FINISHED":
         raise typer.Exit(1)
 
@@ -157,7 +160,7 @@ def _train_on_workers(
 def _print(
     results: list[Any],
     parent: str | None,
-    url: str | None,
+    urls: dict[str, str] | None,
     json_out: bool,
     levels: dict[str, float] | None = None,
 ) -> None:
@@ -172,7 +175,7 @@ def _print(
         display.print_json(
             {
                 "parent_run_id": parent,
-                "url": url,
+                "urls": urls,
                 "levels": levels,
                 "models": {r.model: r.summary() for r in results},
             }
@@ -190,5 +193,6 @@ def _print(
         )
     panels = [Panel(r.sample[:400] or "-", title=f"{r.model} sample", expand=True) for r in results]
     display.console.print(Columns(panels, equal=True, expand=True))
-    if url:
-        display.console.print(f"parent run with the report: {url}")
+    for label, url in (urls or {}).items():
+        # soft_wrap: a long address stays one line a terminal can copy, not folded by Rich
+        display.console.print(f"{label.replace('_', ' ')}: {url}", soft_wrap=True, markup=False)

@@ -51,7 +51,8 @@ def run(
     else:
         display.console.print(display.job_panel(result))
         display.console.print(
-            f"open the MLflow UI: [bold]{tracking.ui_hint(settings)}[/] then {url}"
+            f"open the MLflow UI: [bold]{tracking.ui_hint(settings)}[/] then {url}",
+            soft_wrap=True,
         )
     if outcome.status != JobState.FINISHED:
         raise typer.Exit(1)
@@ -93,7 +94,7 @@ def submit(
         display.console.print(
             f"submitted job [bold]{submission.job_id}[/] to queue {submission.queue}"
         )
-        display.console.print(f"MLflow run: {submission.url}")
+        display.console.print(f"loss curves in MLflow: {submission.url}", soft_wrap=True)
     if not wait:
         return
     client = tracking.tracking_client(settings)
