@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,68 +47,32 @@ def compare(
     * `seqq compare --local --models lstm,rnn --data "synthetic:copy?lag=20"`
     * `seqq compare --runs 3f2a...,9b1c...`
     """
+    from functools import partial
+
     from scheduler import compare as cmp
-    from scheduler import jobs, tracking
     from shared.settings import get_settings
-    from shared.synthetic import PREFIX, parse_synthetic
 
     settings = get_settings()
     if runs:
         ids = [r.strip() for r in runs.split(",") if r.strip()]
-        client = tracking.tracking_client(settings)
-        for job_id in ids:
-            jobs.status(job_id, settings)  # one-line error for an unknown id
-        with tempfile.TemporaryDirectory() as tmp:
-            results = [cmp.read_result(client, job_id, tmp) for job_id in ids]
-        if report:
-            from scheduler.report import write_report
-
-            write_report(results, report, "seqq compare: " + " vs ".join(r.model for r in results))
-        _print(results, None, None, json_out)
+        _print(cmp.compare_runs(ids, settings, report), json_out)
         return
-
     cells = cmp.parse_models(models)
-    spec = flags.build()
-    jobs.check_inputs(spec, settings)
-    tracking.check_tracking(settings)
-    if not local:
-        from scheduler import broker
-
-        broker.redis_client(settings)
-    levels = None
-    if spec.data.dataset.startswith(PREFIX):
-        task = parse_synthetic(spec.data.dataset)
-        levels = {"chance": task.chance_loss(), "perfect recall": task.perfect_loss()}
-    client = tracking.tracking_client(settings)
-    parent = cmp.start_parent(client, spec, cells, settings)
-    status = "FAILED"
-    try:
-        specs = cmp.per_model_specs(spec, cells)
-        if local:
-            job_ids = _train_here(specs, settings, parent)
-        else:
-            job_ids = _train_on_workers(specs, settings, parent, client, queue, priority)
-        with tempfile.TemporaryDirectory() as tmp:
-            results = [cmp.read_result(client, job_ids[m], tmp) for m in cells]
-            from scheduler.report import write_report
-
-            title = "seqq compare: " + " vs ".join(cells) + f" on {spec.data.dataset}"
-            out_dir = report or Path(tmp) / "report"
-            for path in write_report(results, out_dir, title, levels):
-                client.log_artifact(parent, str(path), "report")
-        status = "FINISHED" if all(r.status == "FINISHED" for r in results) else "FAILED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        client.set_terminated(parent, status)
-    url = tracking.run_url(settings, client.get_run(parent).info.experiment_id, parent)
-    _print(results, parent, url, json_out, levels)
-    if status != "FINISHED":
+    train = (
+        partial(_train_here, settings=settings)
+        if local
+        else partial(_train_on_workers, settings=settings, queue=queue, priority=priority)
+    )
+    comparison = cmp.compare_models(
+        flags.build(), cells, settings, train, on_workers=not local, report_dir=report
+    )
+    _print(comparison, json_out)
+    if not comparison.finished:
         raise typer.Exit(1)
 
 
-def _train_here(specs: dict[str, Any], settings: Any, parent: str) -> dict[str, str]:
+def _train_here(specs: dict[str, Any], parent: str, settings: Any) -> dict[str, str]:
+    """One model after another in this process, each with its own bar; Ctrl-C stops them all."""
     from scheduler import compare as cmp
     from scheduler import jobs
     from scheduler.cli import display
@@ -134,14 +97,10 @@ def _train_here(specs: dict[str, Any], settings: Any, parent: str) -> dict[str, 
 
 
 def _train_on_workers(
-    specs: dict[str, Any],
-    settings: Any,
-    parent: str,
-    client: Any,
-    queue: str | None = None,
-    priority: str = "normal",
+    specs: dict[str, Any], parent: str, settings: Any, queue: str | None, priority: str
 ) -> dict[str, str]:
-    from scheduler import broker, jobs
+    """Submit every model at once and follow the jobs' bars until each has ended."""
+    from scheduler import broker, jobs, tracking
     from scheduler import compare as cmp
     from scheduler.cli import display
 
@@ -149,17 +108,11 @@ def _train_on_workers(
         m: jobs.submit(s, settings, parent, cmp.child_run_name(s, m), queue, priority).job_id
         for m, s in specs.items()
     }
-    display.follow(job_ids, broker.celery_app(settings), client)
+    display.follow(job_ids, broker.celery_app(settings), tracking.tracking_client(settings))
     return job_ids
 
 
-def _print(
-    results: list[Any],
-    parent: str | None,
-    url: str | None,
-    json_out: bool,
-    levels: dict[str, float] | None = None,
-) -> None:
+def _print(comparison: Any, json_out: bool) -> None:
     from rich.columns import Columns
     from rich.panel import Panel
     from rich.table import Table
@@ -168,15 +121,9 @@ def _print(
     from scheduler.report import TABLE_COLUMNS, table_rows
 
     if json_out:
-        display.print_json(
-            {
-                "parent_run_id": parent,
-                "url": url,
-                "levels": levels,
-                "models": {r.model: r.summary() for r in results},
-            }
-        )
+        display.print_json(comparison.summary())
         return
+    results, levels, url = comparison.results, comparison.levels, comparison.url
     table = Table(title="seqq compare")
     for column in TABLE_COLUMNS:
         table.add_column(column, justify="left" if column in ("model", "status") else "right")
