@@ -113,28 +113,9 @@ def _train_on_workers(
 
 
 def _print(comparison: Any, json_out: bool) -> None:
-    from rich.columns import Columns
-    from rich.panel import Panel
-    from rich.table import Table
-
     from scheduler.cli import display
-    from scheduler.report import TABLE_COLUMNS, table_rows
 
     if json_out:
         display.print_json(comparison.summary())
-        return
-    results, levels, url = comparison.results, comparison.levels, comparison.url
-    table = Table(title="seqq compare")
-    for column in TABLE_COLUMNS:
-        table.add_column(column, justify="left" if column in ("model", "status") else "right")
-    for row in table_rows(results):
-        table.add_row(*row)
-    display.console.print(table)
-    if levels:
-        display.console.print(
-            "reference levels (nats/char): " + ", ".join(f"{k} {v:.3f}" for k, v in levels.items())
-        )
-    panels = [Panel(r.sample[:400] or "-", title=f"{r.model} sample", expand=True) for r in results]
-    display.console.print(Columns(panels, equal=True, expand=True))
-    if url:
-        display.console.print(f"parent run with the report: {url}")
+    else:
+        display.show_comparison(comparison)

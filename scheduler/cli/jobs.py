@@ -29,7 +29,7 @@ def status(job_id: JobArg, json_out: JsonOpt = False) -> None:
     if json_out:
         display.print_json(job)
     else:
-        display.console.print(display.job_panel(job))
+        display.show(display.job_panel(job))
 
 
 def list_jobs(
@@ -50,7 +50,7 @@ def list_jobs(
     elif not found:
         display.console.print("no jobs yet: try `seqq submit --model lstm` or `seqq run`")
     else:
-        display.console.print(display.jobs_table(found))
+        display.show(display.jobs_table(found))
 
 
 def cancel(job_id: JobArg) -> None:
