@@ -39,7 +39,10 @@ def list_jobs(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List recent jobs, newest first: state, model, step, validation and test loss."""
+    """List recent jobs, newest first: state, model, step, validation and test loss.
+
+    Example: `seqq list --experiment cmp --limit 5`
+    """
     from scheduler import jobs
     from scheduler.cli import display
     from shared.settings import get_settings
@@ -54,7 +57,10 @@ def list_jobs(
 
 
 def cancel(job_id: JobArg) -> None:
-    """Cancel a job: a queued job never starts; a running one stops at its next step (KILLED)."""
+    """Cancel a job: a queued job never starts; a running one stops at its next step (KILLED).
+
+    Example: `seqq cancel 3f2a...` (the id `seqq submit` printed, or one from `seqq list`)
+    """
     from scheduler import jobs
     from scheduler.cli import display
     from shared.settings import get_settings
