@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scheduler import jobs, tracking
 from shared import names
 from shared.errors import SpecError
 from shared.settings import Settings
+from shared.state import JobState
 from shared.spec import TrainSpec
+from shared.synthetic import PREFIX, parse_synthetic
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -147,3 +153,101 @@ def start_parent(
 
 def child_run_name(spec: TrainSpec, model: str) -> str:
     return f"{spec.run.name or 'compare'}-{model}"
+
+
+TrainChildren = Callable[[dict[str, TrainSpec], str], dict[str, str]]
+"""Trains each model's spec as a child of the parent run (its id); returns model -> job id.
+
+The caller chooses how (here, one after another, or on workers) and how the person watches."""
+
+
+@dataclass
+class Comparison:
+    """What `seqq compare` shows: the children's results and where their parent run is."""
+
+    results: list[ModelResult]
+    parent_run_id: str | None = None
+    urls: dict[str, str] = field(default_factory=dict)  # MLflow UI addresses, in print order
+    levels: dict[str, float] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return all(r.status == JobState.FINISHED for r in self.results)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON form `seqq compare --json` prints."""
+        return {
+            "parent_run_id": self.parent_run_id,
+            "urls": self.urls,
+            "levels": self.levels,
+            "models": {r.model: r.summary() for r in self.results},
+        }
+
+
+def reference_levels(spec: TrainSpec) -> dict[str, float] | None:
+    """The losses that mean "guessing" and "solved" on a synthetic task; None on real text."""
+    if not spec.data.dataset.startswith(PREFIX):
+        return None
+    task = parse_synthetic(spec.data.dataset)
+    return {"chance": task.chance_loss(), "perfect recall": task.perfect_loss()}
+
+
+def compare_runs(run_ids: list[str], settings: Settings, report_dir: Path | None) -> Comparison:
+    """Existing runs side by side, read back from MLflow (and reported, when asked)."""
+    from scheduler.report import write_report  # deferred: report imports this module
+
+    client = tracking.tracking_client(settings)
+    for job_id in run_ids:
+        jobs.status(job_id, settings)  # one-line error for an unknown id
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [read_result(client, job_id, tmp) for job_id in run_ids]
+    if report_dir:
+        write_report(results, report_dir, "seqq compare: " + " vs ".join(r.model for r in results))
+    experiment_id = client.get_run(run_ids[0]).info.experiment_id
+    return Comparison(results, urls=tracking.comparison_urls(settings, experiment_id, run_ids))
+
+
+def compare_models(
+    spec: TrainSpec,
+    models: list[str],
+    settings: Settings,
+    train: TrainChildren,
+    *,
+    on_workers: bool,
+    report_dir: Path | None = None,
+) -> Comparison:
+    """Train `spec` once per model under one parent run, then report on the parent.
+
+    Every check comes before the parent run exists. The parent ends FINISHED only when every
+    child did, FAILED otherwise, KILLED on Ctrl-C; its report is logged either way it finishes.
+    """
+    from scheduler.report import write_report  # deferred: report imports this module
+
+    jobs.check_inputs(spec, settings)
+    tracking.check_tracking(settings)
+    if on_workers:
+        from shared.connection import redis_client
+
+        redis_client(settings)
+    levels = reference_levels(spec)
+    client = tracking.tracking_client(settings)
+    parent = start_parent(client, spec, models, settings)
+    status = JobState.FAILED
+    try:
+        job_ids = train(per_model_specs(spec, models), parent)
+        with tempfile.TemporaryDirectory() as tmp:
+            results = [read_result(client, job_ids[m], tmp) for m in models]
+            title = "seqq compare: " + " vs ".join(models) + f" on {spec.data.dataset}"
+            for path in write_report(results, report_dir or Path(tmp) / "report", title, levels):
+                client.log_artifact(parent, str(path), names.ARTIFACT_REPORT)
+        comparison = Comparison(results, parent, levels=levels)
+        status = JobState.FINISHED if comparison.finished else JobState.FAILED
+    except KeyboardInterrupt:
+        status = JobState.KILLED
+        raise
+    finally:
+        client.set_terminated(parent, status)
+    experiment_id = client.get_run(parent).info.experiment_id
+    children = [r.job_id for r in results]
+    comparison.urls = tracking.comparison_urls(settings, experiment_id, children, parent)
+    return comparison

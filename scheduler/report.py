@@ -7,6 +7,8 @@ artifacts, so the evidence of a comparison stays where anyone can open it.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from scheduler.compare import ModelResult
@@ -23,37 +25,31 @@ def fmt(value: float | int | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-# Best validation loss and the test loss, each in nats/char and bits/char.
-TABLE_COLUMNS = [
-    "model",
-    "status",
-    "params",
-    "steps",
-    "time s",
-    "chars/s",
-    "val",
-    "val bpc",
-    "test",
-    "test bpc",
+# The comparison table, one row per measure and one column per model, in the report and in the
+# terminal alike: a model or a measure more adds a line, not width, so it reads at 80 columns.
+# Losses are the best validation loss and the test loss, each in nats/char and bits/char.
+MEASURES: list[tuple[str, Callable[[ModelResult], str]]] = [
+    ("status", lambda r: r.status),
+    ("parameters", lambda r: fmt(r.num_params)),
+    ("steps", lambda r: fmt(r.steps)),
+    ("train time (s)", lambda r: fmt(r.train_time_s, 1)),
+    ("chars/s", lambda r: fmt(round(r.chars_per_s)) if r.chars_per_s else "-"),
+    ("best val loss (nats/char)", lambda r: fmt(r.best_val_loss)),
+    ("best val bits/char", lambda r: fmt(r.best_val_bpc)),
+    ("test loss (nats/char)", lambda r: fmt(r.test_loss)),
+    ("test bits/char", lambda r: fmt(r.test_bpc)),
 ]
 
 
+def model_labels(results: list[ModelResult]) -> list[str]:
+    """Column headings: the model, with the run id's start when two runs share a model."""
+    counts = Counter(r.model for r in results)
+    return [r.model if counts[r.model] == 1 else f"{r.model} {r.job_id[:8]}" for r in results]
+
+
 def table_rows(results: list[ModelResult]) -> list[list[str]]:
-    return [
-        [
-            r.model,
-            r.status,
-            fmt(r.num_params),
-            fmt(r.steps),
-            fmt(r.train_time_s, 1),
-            fmt(round(r.chars_per_s)) if r.chars_per_s else "-",
-            fmt(r.best_val_loss),
-            fmt(r.best_val_bpc),
-            fmt(r.test_loss),
-            fmt(r.test_bpc),
-        ]
-        for r in results
-    ]
+    """The measure's name, then its value for each model."""
+    return [[label, *(show(r) for r in results)] for label, show in MEASURES]
 
 
 def plot_curves(results: list[ModelResult], out_dir: Path) -> list[Path]:
@@ -91,7 +87,8 @@ def _cell(text: str) -> str:
 
 def markdown(results: list[ModelResult], title: str, levels: dict[str, float] | None = None) -> str:
     lines = [f"# {title}", ""]
-    lines += ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    labels = model_labels(results)
+    lines += ["| measure | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
     if levels:
         lines += [
@@ -110,7 +107,7 @@ def markdown(results: list[ModelResult], title: str, levels: dict[str, float] | 
     ]
     steps = sorted({s for r in results for s in r.samples_by_step})
     lines += [
-        "| step | " + " | ".join(r.model for r in results) + " |",
+        "| step | " + " | ".join(model_labels(results)) + " |",
         "|---|" + "---|" * len(results),
     ]
     for step in steps:

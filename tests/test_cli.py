@@ -5,11 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from functools import reduce
 from pathlib import Path
 
 import pytest
+import typer.main
+from typer.testing import CliRunner
 
+from scheduler.cli import app
+from scheduler.cli.options import SPEC_FLAGS
+from shared.spec import TrainSpec
 from tests.helpers import CORPUS, base_env, seqq
+
+COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 DEAD_MLFLOW = "http://127.0.0.1:1"
@@ -43,6 +51,40 @@ def test_help_lists_every_command() -> None:
     assert done.returncode == 0
     for command in ("run", "submit", "status", "list", "cancel", "worker"):
         assert f" {command} " in done.stdout
+
+
+def help_text(*command: str) -> str:
+    """`seqq ... --help` as printed on a terminal wide enough to give each option one line."""
+    done = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "300"}, prog_name="seqq")
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def option_help(lines: list[str], flag: str) -> str:
+    """The text of one option's row in a Typer help panel (its default is on a line of its own)."""
+    rows = [line.strip("│ ") for line in lines]
+    start = next(i for i, row in enumerate(rows) if row.startswith(f"{flag} "))
+    end = next(i for i in range(start + 1, len(rows)) if rows[i].startswith(("-", "╰")))
+    return " ".join(rows[start:end])
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_every_commands_help_shows_an_example(command: str) -> None:
+    assert "Example" in help_text(*filter(None, [command])), command
+
+
+@pytest.mark.parametrize("command", ["run", "submit", "compare"])
+def test_each_spec_flag_help_names_its_field_and_shows_the_specs_own_default(command: str) -> None:
+    lines = help_text(command).splitlines()
+    spec = TrainSpec()  # the defaults as a spec built from nothing has them
+    for dotted, decls in SPEC_FLAGS:
+        line = option_help(lines, decls[0])
+        assert f"(spec: {dotted}" in line, line
+        default = reduce(getattr, dotted.split("."), spec)
+        if default is None:
+            assert "default" not in line, line
+        else:
+            assert f"[default: ({default})]" in line, line
 
 
 def test_submit_rejects_negative_learning_rate_with_exit_2_naming_the_field(

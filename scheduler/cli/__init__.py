@@ -17,7 +17,8 @@ from scheduler.cli import cluster, compare, control, jobs, sample, train, worker
 
 app = typer.Typer(
     name="seqq",
-    help="Train character-level LSTM, RNN and GRU models on a job queue, tracked in MLflow.",
+    help="Train character-level LSTM, RNN and GRU models on a job queue, tracked in MLflow.\n\n"
+    "Example: `seqq compare --local --models lstm,rnn --time-budget 2m`",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold URLs with passwords
     rich_markup_mode="markdown",

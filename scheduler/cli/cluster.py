@@ -15,9 +15,10 @@ def register(app: typer.Typer) -> None:
 
 
 def workers(json_out: JsonOpt = False) -> None:
-    """List live workers: host, GPU, queues, current job, jobs done, uptime."""
-    from rich.table import Table
+    """List live workers: host, GPU, queues, current job, jobs done, uptime.
 
+    Example: `seqq workers --json`
+    """
     from scheduler.cli import display
     from scheduler.cluster import live_workers
     from shared.connection import redis_client
@@ -30,26 +31,14 @@ def workers(json_out: JsonOpt = False) -> None:
     if not found:
         display.console.print("no live workers: start one with `seqq worker` (or `--gpus all`)")
         return
-    table = Table()
-    for column in ("worker", "host", "gpu", "queues", "job", "done", "uptime"):
-        table.add_column(column)
-    for w in found:
-        table.add_row(
-            w["name"],
-            w["host"],
-            w["gpu"] or "-",
-            ",".join(w["queues"]),
-            w["job"] or "idle",
-            str(w["jobs_done"]),
-            f"{w['uptime_s'] / 60:.1f} min",
-        )
-    display.console.print(table)
+    display.show(display.workers_table(found))
 
 
 def queue(json_out: JsonOpt = False) -> None:
-    """Waiting jobs per queue, read from Redis itself (jobs being trained are not waiting)."""
-    from rich.table import Table
+    """Waiting jobs per queue, read from Redis itself (jobs being trained are not waiting).
 
+    Example: `SEQQ_BROKER_URL=redis://head:6379/0 seqq queue`
+    """
     from scheduler.cli import display
     from scheduler.cluster import waiting_jobs
     from shared.connection import redis_client
@@ -59,9 +48,4 @@ def queue(json_out: JsonOpt = False) -> None:
     if json_out:
         display.print_json(found)
         return
-    table = Table()
-    for column in ("queue", "waiting", "next jobs"):
-        table.add_column(column)
-    for name, info in found.items():
-        table.add_row(name, str(info["waiting"]), ", ".join(info["next"][:3]) or "-")
-    display.console.print(table)
+    display.show(display.queue_table(found))

@@ -12,9 +12,10 @@ import signal
 import sys
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -25,17 +26,39 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from shared.spec import UNCAPPED_STEPS
 from shared.state import TERMINAL, JobState
 
+if TYPE_CHECKING:
+    from scheduler.compare import Comparison
+
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
+
+JOB_ID_WIDTH = 32  # an MLflow run id, which is the job id: shown whole, or it cannot be used
+SAMPLE_CHARS = 400  # of each model's sample under the comparison table
 
 
 def error(message: str) -> None:
     """One line on stderr; the caller exits with the error's code."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def show(renderable: RenderableType, out: Console | None = None) -> None:
+    """Print a table or panel laid out to the terminal's width, its cells wrapped to fit.
+
+    The console soft-wraps plain lines (so a URL stays whole and clickable), but that stops
+    table cells from wrapping: Rich then cuts them ("stat…"). Tables turn it off here."""
+    (out or console).print(renderable, soft_wrap=False)
+
+
+def show_comparison(comparison: Comparison, out: Console | None = None) -> None:
+    show(comparison_view(comparison), out)
+    for label, url in comparison.urls.items():
+        # soft_wrap: a long address stays one line a terminal can copy, not folded by Rich
+        (out or console).print(f"{label.replace('_', ' ')}: {url}", soft_wrap=True, markup=False)
 
 
 def print_json(data: Any) -> None:
@@ -127,10 +150,22 @@ class ProgressReporter:
         return "cancel" if self._stop else None
 
 
+def frameless_table(**kwargs: Any) -> Table:
+    """A table without its outer frame: two columns more of a 80-column terminal for data."""
+    return Table(show_edge=False, pad_edge=False, **kwargs)
+
+
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:
-    table = Table(show_lines=False)
-    for column in ("job", "status", "model", "name", "step", "val loss", "test loss", "started"):
-        table.add_column(column)
+    """Recent jobs. The whole job id (what status and cancel take) is never cut; the run's name
+    and start go under it, so the table reads at 80 columns."""
+    table = frameless_table()
+    # A fixed width: Rich never narrows it to fit, and the name under the id wraps within it.
+    table.add_column("job", width=JOB_ID_WIDTH, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    table.add_column("step", justify="right", no_wrap=True)
+    table.add_column("val loss", justify="right")  # headers wrap: "val" over "loss"
+    table.add_column("test loss", justify="right")
     colours = {
         JobState.FINISHED: "green",
         JobState.FAILED: "red",
@@ -144,28 +179,84 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
         if capped and job.get("status") in (JobState.RUNNING, "QUEUED"):
             step = f"{fmt(job.get('step') or 0)}/{job['max_steps']}"
         colour = colours.get(job["status"], "white")
+        started = fmt_time(job.get("start_time"))
+        about = f"{job['name']}  {started}" if job.get("name") else started
         table.add_row(
-            job["job_id"],
+            Group(Text(job["job_id"], no_wrap=True), Text(about, style="dim")),
             f"[{colour}]{job['status']}[/]",
             fmt(job.get("model")),
-            fmt(job.get("name")),
             step,
-            fmt(job.get("val_loss")),
-            fmt(job.get("test_loss")),
-            fmt_time(job.get("start_time")),
+            fmt(job.get("val_loss"), 3),
+            fmt(job.get("test_loss"), 3),
         )
     return table
 
 
 def job_panel(job: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")  # a long value (an error, a URL) wraps, never cut
     for key, value in job.items():
         if value is not None:
             shown = fmt_time(value) if key.endswith("_time") else fmt(value)
             table.add_row(key.replace("_", " "), shown)
     return table
+
+
+def workers_table(workers: list[dict[str, Any]]) -> Table:
+    """Live workers, each with the whole id of the job it trains under its name."""
+    table = frameless_table()
+    table.add_column("worker", width=len("job ") + JOB_ID_WIDTH, overflow="fold")
+    table.add_column("gpu", overflow="fold")
+    table.add_column("queues")
+    table.add_column("done", justify="right", no_wrap=True)
+    table.add_column("uptime", justify="right", no_wrap=True)
+    for w in workers:
+        name = w["name"] if w["host"] in w["name"] else f"{w['name']} on {w['host']}"
+        job = f"job {w['job']}" if w["job"] else "idle"
+        table.add_row(
+            Group(Text(name), Text(job, style="dim")),
+            w["gpu"] or "-",
+            ", ".join(w["queues"]),  # a space after each comma lets a narrow column wrap
+            str(w["jobs_done"]),
+            f"{w['uptime_s'] / 60:.1f} min",
+        )
+    return table
+
+
+def queue_table(queues: dict[str, dict[str, Any]]) -> Table:
+    """Waiting jobs per queue, with the whole ids of the next three, one per line."""
+    table = frameless_table()
+    table.add_column("queue", no_wrap=True)
+    table.add_column("waiting", justify="right")
+    table.add_column("next jobs", width=JOB_ID_WIDTH)
+    for name, info in queues.items():
+        table.add_row(name, str(info["waiting"]), "\n".join(info["next"][:3]) or "-")
+    return table
+
+
+def comparison_view(comparison: Comparison) -> Group:
+    """`seqq compare`'s screen: a row per measure and a column per model (more models or
+    measures add lines, not width), the reference levels and each model's sample."""
+    from scheduler.report import model_labels, table_rows
+
+    labels = model_labels(comparison.results)
+    table = Table(title="seqq compare", title_justify="left")
+    table.add_column("")
+    for label in labels:
+        table.add_column(label, justify="right", no_wrap=True)
+    for row in table_rows(comparison.results):
+        table.add_row(*row)
+    parts: list[Any] = [table]
+    if comparison.levels:
+        levels = ", ".join(f"{k} {v:.3f}" for k, v in comparison.levels.items())
+        parts.append(Text(f"reference levels (nats/char): {levels}"))
+    parts += [
+        # Text, not a str: generated text may hold "[...]", which Rich would read as markup.
+        Panel(Text(r.sample[:SAMPLE_CHARS] or "-"), title=f"{label} sample")
+        for label, r in zip(labels, comparison.results, strict=True)
+    ]
+    return Group(*parts)
 
 
 def follow(jobs: dict[str, str], app: Any, client: Any, poll_s: float = 0.5) -> dict[str, str]:

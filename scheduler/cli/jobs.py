@@ -29,7 +29,7 @@ def status(job_id: JobArg, json_out: JsonOpt = False) -> None:
     if json_out:
         display.print_json(job)
     else:
-        display.console.print(display.job_panel(job))
+        display.show(display.job_panel(job))
 
 
 def list_jobs(
@@ -39,7 +39,10 @@ def list_jobs(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List recent jobs, newest first: state, model, step, validation and test loss."""
+    """List recent jobs, newest first: state, model, step, validation and test loss.
+
+    Example: `seqq list --experiment cmp --limit 5`
+    """
     from scheduler import jobs
     from scheduler.cli import display
     from shared.settings import get_settings
@@ -50,11 +53,14 @@ def list_jobs(
     elif not found:
         display.console.print("no jobs yet: try `seqq submit --model lstm` or `seqq run`")
     else:
-        display.console.print(display.jobs_table(found))
+        display.show(display.jobs_table(found))
 
 
 def cancel(job_id: JobArg) -> None:
-    """Cancel a job: a queued job never starts; a running one stops at its next step (KILLED)."""
+    """Cancel a job: a queued job never starts; a running one stops at its next step (KILLED).
+
+    Example: `seqq cancel 3f2a...` (the id `seqq submit` printed, or one from `seqq list`)
+    """
     from scheduler import jobs
     from scheduler.cli import display
     from shared.settings import get_settings

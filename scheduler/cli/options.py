@@ -1,8 +1,10 @@
 """The spec flags shared by `seqq run`, `seqq submit` and `seqq compare`.
 
-Each flag maps to one dotted spec field and overrides the spec file. The table is declared
-once and added to each command's signature by `spec_options`, so the three commands cannot
-drift apart; the help names the spec key, so `--help` also teaches the spec file format.
+Each flag sets one dotted spec field and overrides the spec file. Its help, its type and the
+default it shows are read from that field in `shared.spec` (description, default, bounds), so
+the help cannot drift from the spec; the help names the field, so `--help` also teaches the
+spec file format. The table is added to each command's signature by `spec_options`, so the
+three commands cannot drift apart either.
 """
 
 from __future__ import annotations
@@ -15,123 +17,96 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic.fields import FieldInfo
+
+from shared.spec import TrainSpec
 
 PANEL = "Spec (flags override the --spec file)"
 
-# (parameter, dotted spec field or None, type, flag declarations, help)
-SPEC_FLAGS: list[tuple[str, str | None, Any, tuple[str, ...], str]] = [
-    (
-        "spec_file",
-        None,
-        Path,
-        ("--spec", "-f"),
-        "YAML or JSON spec file (groups: model, data, optim, run, sample).",
-    ),
-    (
-        "model",
-        "model.cell",
-        str,
-        ("--model", "-m"),
-        "Recurrent cell: lstm, rnn or gru.  (spec: model.cell)",
-    ),
-    (
-        "data",
-        "data.dataset",
-        str,
-        ("--data", "-d"),
-        "Text file, builtin:stdlib (default, no download) or synthetic:copy?lag=N."
-        "  (spec: data.dataset)",
-    ),
-    (
-        "hidden_size",
-        "model.hidden_size",
-        int,
-        ("--hidden-size",),
-        "Hidden units per layer (256).  (spec: model.hidden_size)",
-    ),
-    (
-        "num_layers",
-        "model.num_layers",
-        int,
-        ("--num-layers",),
-        "Stacked recurrent layers (2).  (spec: model.num_layers)",
-    ),
-    (
-        "embedding_dim",
-        "model.embedding_dim",
-        int,
-        ("--embedding-dim",),
-        "Embedding size; 0 = one-hot input (64).  (spec: model.embedding_dim)",
-    ),
-    (
-        "dropout",
-        "model.dropout",
-        float,
-        ("--dropout",),
-        "Dropout probability (0).  (spec: model.dropout)",
-    ),
-    (
-        "seq_len",
-        "data.seq_len",
-        int,
-        ("--seq-len",),
-        "Characters per training sequence (128).  (spec: data.seq_len)",
-    ),
-    (
-        "batch_size",
-        "optim.batch_size",
-        int,
-        ("--batch-size",),
-        "Sequences per step (64).  (spec: optim.batch_size)",
-    ),
-    ("lr", "optim.lr", float, ("--lr",), "Peak learning rate (3e-3).  (spec: optim.lr)"),
-    (
-        "max_steps",
-        "optim.max_steps",
-        int,
-        ("--max-steps",),
-        "Optimizer steps (2000).  (spec: optim.max_steps)",
-    ),
-    (
-        "time_budget",
-        "optim.time_budget",
-        str,
-        ("--time-budget",),
-        "Wall-clock budget instead of steps, e.g. 90s, 10m.  (spec: optim.time_budget)",
-    ),
-    (
-        "eval_every",
-        "run.eval_every",
-        int,
-        ("--eval-every",),
-        "Steps between validations (250).  (spec: run.eval_every)",
-    ),
-    (
-        "sample_every",
-        "run.sample_every",
-        int,
-        ("--sample-every",),
-        "Steps between samples (500).  (spec: run.sample_every)",
-    ),
-    (
-        "checkpoint_every",
-        "run.checkpoint_every",
-        int,
-        ("--checkpoint-every",),
-        "Steps between checkpoints (500).  (spec: run.checkpoint_every)",
-    ),
-    ("seed", "run.seed", int, ("--seed",), "Random seed (1337).  (spec: run.seed)"),
-    ("device", "device", str, ("--device",), "auto, cpu or cuda.  (spec: device)"),
-    ("precision", "precision", str, ("--precision",), "auto, fp32 or bf16.  (spec: precision)"),
-    (
-        "experiment",
-        "run.experiment",
-        str,
-        ("--experiment", "-e"),
-        "MLflow experiment (seqq).  (spec: run.experiment)",
-    ),
-    ("name", "run.name", str, ("--name", "-n"), "MLflow run name.  (spec: run.name)"),
+# (dotted spec field, flag declarations): everything else a flag says comes from the field.
+SPEC_FLAGS: list[tuple[str, tuple[str, ...]]] = [
+    ("model.cell", ("--model", "-m")),
+    ("data.dataset", ("--data", "-d")),
+    ("model.hidden_size", ("--hidden-size",)),
+    ("model.num_layers", ("--num-layers",)),
+    ("model.embedding_dim", ("--embedding-dim",)),
+    ("model.dropout", ("--dropout",)),
+    ("data.seq_len", ("--seq-len",)),
+    ("optim.batch_size", ("--batch-size",)),
+    ("optim.lr", ("--lr",)),
+    ("optim.max_steps", ("--max-steps",)),
+    ("optim.time_budget", ("--time-budget",)),
+    ("run.eval_every", ("--eval-every",)),
+    ("run.sample_every", ("--sample-every",)),
+    ("run.checkpoint_every", ("--checkpoint-every",)),
+    ("run.seed", ("--seed",)),
+    ("device", ("--device",)),
+    ("precision", ("--precision",)),
+    ("run.experiment", ("--experiment", "-e")),
+    ("run.name", ("--name", "-n")),
 ]
+SPEC_FILE_PARAM = "spec_file"
+SpecFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--spec",
+        "-f",
+        help="YAML or JSON spec file (groups: model, data, optim, run, sample).",
+        rich_help_panel=PANEL,
+        show_default=False,
+    ),
+]
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))  # pydantic's names for bounds
+
+
+def param_name(decls: tuple[str, ...]) -> str:
+    """The Python parameter behind a flag: `--hidden-size` -> `hidden_size`."""
+    return decls[0].removeprefix("--").replace("-", "_")
+
+
+def spec_field(dotted: str) -> FieldInfo:
+    """The pydantic field behind a dotted spec key (`model.hidden_size`)."""
+    model: Any = TrainSpec
+    *groups, leaf = dotted.split(".")
+    for group in groups:
+        model = model.model_fields[group].annotation
+    return typing.cast(FieldInfo, model.model_fields[leaf])
+
+
+def spec_default(dotted: str) -> Any:
+    """The value a spec has for a dotted key when neither file nor flag sets it."""
+    return spec_field(dotted).get_default(call_default_factory=True)
+
+
+def flag_help(dotted: str) -> str:
+    """The field's description, the field it sets and its bounds (Typer adds the default)."""
+    field = spec_field(dotted)
+    bounds = [
+        f"{sign} {getattr(item, name)}"
+        for item in field.metadata
+        for name, sign in _BOUNDS
+        if getattr(item, name, None) is not None
+    ]
+    return f"{field.description}  (spec: {', '.join([dotted, *bounds])})"
+
+
+def flag_type(dotted: str) -> Any:
+    """What Typer parses the flag as: the field's own int or float, else text for the spec
+    to validate (choices, durations like '10m', paths), so every bad value is reported together."""
+    annotation = spec_field(dotted).annotation
+    return annotation if annotation in (int, float) else str
+
+
+def spec_flag(dotted: str, decls: tuple[str, ...]) -> Any:
+    """The Annotated type of one spec flag: None unless given, so the file's value stands."""
+    default = spec_default(dotted)
+    option = typer.Option(
+        *decls,
+        help=flag_help(dotted),
+        rich_help_panel=PANEL,
+        show_default=False if default is None else str(default),
+    )
+    return Annotated[flag_type(dotted) | None, option]
 
 
 QueueOpt = Annotated[
@@ -156,9 +131,9 @@ class SpecFlags:
         """The validated TrainSpec: file first, then flags, then `extra` dotted overrides."""
         from shared.spec import build_spec, load_spec_file
 
-        path = self.values.get("spec_file")
+        path = self.values.get(SPEC_FILE_PARAM)
         raw = load_spec_file(path) if path is not None else {}
-        overrides = {field: self.values[param] for param, field, *_ in SPEC_FLAGS if field}
+        overrides = {dotted: self.values[param_name(decls)] for dotted, decls in SPEC_FLAGS}
         overrides.update(extra or {})
         return build_spec(raw, overrides)
 
@@ -172,24 +147,17 @@ def spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
         for p in signature.parameters.values()
         if p.name != "flags"
     ]
-    added = []
-    annotations = {p.name: p.annotation for p in own}
-    for param, _field, typ, decls, help_text in SPEC_FLAGS:
-        annotation = Annotated[
-            typ | None,  # type: ignore[valid-type]
-            typer.Option(*decls, help=help_text, rich_help_panel=PANEL, show_default=False),
-        ]
-        added.append(
-            inspect.Parameter(
-                param, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
-            )
-        )
-        annotations[param] = annotation
-    names = {p[0] for p in SPEC_FLAGS}
+    flags = {SPEC_FILE_PARAM: SpecFileOpt}
+    flags |= {param_name(decls): spec_flag(dotted, decls) for dotted, decls in SPEC_FLAGS}
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=typ)
+        for name, typ in flags.items()
+    ]
+    annotations = {p.name: p.annotation for p in own + added}
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name, None) for name in names}
+        values = {name: kwargs.pop(name, None) for name in flags}
         return func(*args, flags=SpecFlags(values), **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]

@@ -49,7 +49,7 @@ def run(
     if json_out:
         display.print_json(result)
     else:
-        display.console.print(display.job_panel(result))
+        display.show(display.job_panel(result))
         display.console.print(
             f"open the MLflow UI: [bold]{tracking.ui_hint(settings)}[/] then {url}",
             soft_wrap=True,
@@ -105,6 +105,6 @@ def submit(
     if json_out:
         display.print_json(job)
     else:
-        display.console.print(display.job_panel(job))
+        display.show(display.job_panel(job))
     if job["status"] != JobState.FINISHED:
         raise typer.Exit(1)

@@ -1,0 +1,177 @@
+"""The terminal output reads at 80 and 120 columns: nothing cut, no line wider than the terminal."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+from rich.console import Console, RenderableType
+
+from scheduler.cli import display
+from scheduler.compare import Comparison, ModelResult
+from scheduler.report import table_rows
+
+WIDTHS = (80, 120)
+URL = "http://mlflow.example.org:5000/#/experiments/12/runs/" + "e" * 32
+
+
+def terminal(width: int) -> Console:
+    """A terminal `width` columns wide, set up as the CLI's console is (soft-wrapping lines)."""
+    return Console(width=width, soft_wrap=True, record=True, file=io.StringIO())
+
+
+def render(renderable: RenderableType, width: int) -> list[str]:
+    """The lines `seqq` shows on that terminal for a table or panel."""
+    out = terminal(width)
+    display.show(renderable, out)
+    return out.export_text().splitlines()
+
+
+def render_comparison(comparison: Comparison, width: int) -> list[str]:
+    out = terminal(width)
+    display.show_comparison(comparison, out)
+    return out.export_text().splitlines()
+
+
+def assert_fits(lines: list[str], width: int, allowed_wider: str = "\0") -> None:
+    text = "\n".join(lines)
+    assert "…" not in text, text
+    too_wide = [line for line in lines if len(line) > width and allowed_wider not in line]
+    assert not too_wide, text
+
+
+def three_models() -> Comparison:
+    """Two finished models with the widest numbers a long run produces, and a failed one."""
+
+    def finished(model: str, job: str, val: float, test: float) -> ModelResult:
+        return ModelResult(
+            model,
+            job * 32,
+            "FINISHED",
+            num_params=1_234_567,
+            steps=100_000,
+            train_time_s=12_345.6,
+            chars_per_s=1_234_567.8,
+            best_val_loss=val,
+            best_val_bpc=val / math.log(2),
+            test_loss=test,
+            test_bpc=test / math.log(2),
+            sample="To be, " * 80,
+        )
+
+    return Comparison(
+        [
+            finished("lstm", "a", 1.4567, 1.5),
+            finished("rnn", "b", 1.8567, 1.9),
+            ModelResult("gru", "c" * 32, "FAILED", error="CUDA out of memory"),
+        ],
+        parent_run_id="f" * 32,
+        urls={"loss_vs_step": URL},
+        levels={"chance": 3.2189, "perfect recall": 1.1},
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_compare_shows_every_measure_and_value_whole(width: int) -> None:
+    comparison = three_models()
+    lines = render_comparison(comparison, width)
+    assert_fits(lines, width, allowed_wider=URL)
+    text = "\n".join(lines)
+    for label, *values in table_rows(comparison.results):
+        row = next(line for line in lines if line.startswith(f"│ {label} "))
+        assert [cell.strip() for cell in row.strip("│").split("│")[1:]] == values
+    assert f"parent run with the report: {URL}" in text
+    assert "chance 3.219, perfect recall 1.100" in text
+    assert "gru sample" in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_compare_heads_each_column_with_its_model(width: int) -> None:
+    header = next(line for line in render_comparison(three_models(), width) if "lstm" in line)
+    assert header.split() == ["┃", "┃", "lstm", "┃", "rnn", "┃", "gru", "┃"]
+
+
+def test_compare_tells_apart_two_runs_of_the_same_model_by_their_ids() -> None:
+    twins = Comparison(
+        [ModelResult("lstm", "a" * 32, "FINISHED"), ModelResult("lstm", "b" * 32, "FINISHED")]
+    )
+    text = "\n".join(render_comparison(twins, 80))
+    assert "lstm aaaaaaaa" in text and "lstm bbbbbbbb" in text
+
+
+def test_a_sample_without_spaces_wraps_inside_its_panel() -> None:
+    one = Comparison([ModelResult("rnn", "a" * 32, "FINISHED", sample="x" * 300)])
+    lines = render_comparison(one, 80)
+    assert_fits(lines, 80)
+    assert sum(line.count("x") for line in lines) == 300
+
+
+def jobs() -> list[dict[str, object]]:
+    return [
+        {
+            "job_id": "3f2a" * 8,
+            "status": "FINISHED",
+            "model": "lstm",
+            "name": "compare-lstm",
+            "step": 2000,
+            "max_steps": 2000,
+            "val_loss": 1.23456,
+            "test_loss": 1.34567,
+            "start_time": 1_750_000_000_000,
+        },
+        {
+            "job_id": "9b1c" * 8,
+            "status": "RUNNING",
+            "model": "gru",
+            "name": "a-rather-long-run-name-for-a-sweep",
+            "step": 200,
+            "max_steps": 20_000,
+            "val_loss": None,
+            "test_loss": None,
+            "start_time": 1_750_000_000_000,
+        },
+    ]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_list_shows_whole_job_ids_names_and_numbers(width: int) -> None:
+    lines = render(display.jobs_table(jobs()), width)
+    assert_fits(lines, width)
+    text = "\n".join(lines)
+    for needle in ("3f2a" * 8, "9b1c" * 8, "FINISHED", "RUNNING", "200/20000", "1.235", "1.346"):
+        assert needle in text
+    first_column = "".join(line[: display.JOB_ID_WIDTH] for line in lines)
+    assert "a-rather-long-run-name-for-a-sweep" in first_column  # folded in its column, not cut
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_status_shows_a_long_error_and_url_without_cutting_them(width: int) -> None:
+    error = "RuntimeError: the worker lost its lease while training step 1234 of this job"
+    job = {"job_id": "3f2a" * 8, "status": "FAILED", "error": error, "url": URL}
+    lines = render(display.job_panel(job), width)
+    assert_fits(lines, width)
+    joined = " ".join(line.strip() for line in lines)
+    assert error in joined
+    assert URL in "".join(line.strip().removeprefix("url").strip() for line in lines)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_workers_and_queue_show_whole_job_ids(width: int) -> None:
+    worker = {
+        "name": "seqq-gpu0@train-node-07",
+        "host": "train-node-07",
+        "gpu": "0",
+        "queues": ["gpu.high", "gpu", "gpu.low"],
+        "job": "9b1c" * 8,
+        "jobs_done": 12,
+        "uptime_s": 5432.1,
+    }
+    lines = render(display.workers_table([worker]), width)
+    assert_fits(lines, width)
+    assert "9b1c" * 8 in "\n".join(lines)
+    queues = {"gpu": {"waiting": 4, "next": ["3f2a" * 8, "9b1c" * 8, "0d0e" * 8, "7777" * 8]}}
+    lines = render(display.queue_table(queues), width)
+    assert_fits(lines, width)
+    text = "\n".join(lines)
+    assert all(job * 8 in text for job in ("3f2a", "9b1c", "0d0e")) and "7777" not in text
