@@ -19,8 +19,8 @@ from scheduler import jobs, tracking
 from shared import names
 from shared.errors import SpecError
 from shared.settings import Settings
-from shared.state import JobState
 from shared.spec import TrainSpec
+from shared.state import JobState
 from shared.synthetic import PREFIX, parse_synthetic
 
 if TYPE_CHECKING:

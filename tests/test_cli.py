@@ -87,6 +87,32 @@ def test_each_spec_flag_help_names_its_field_and_shows_the_specs_own_default(com
             assert f"[default: ({default})]" in line, line
 
 
+SAMPLE_FLAGS = [
+    ("sample.length", "--length"),
+    ("sample.temperature", "--temperature"),
+    ("sample.top_k", "--top-k"),
+    ("sample.seed", "--seed"),
+]
+
+
+def test_sample_flags_show_the_spec_sample_groups_own_defaults() -> None:
+    lines = help_text("sample").splitlines()
+    spec = TrainSpec()
+    for dotted, flag in SAMPLE_FLAGS:
+        line = option_help(lines, flag)
+        assert f"(spec: {dotted}" in line, line
+        default = reduce(getattr, dotted.split("."), spec)
+        assert ("default" not in line) if default is None else f"[default: ({default})]" in line
+
+
+def test_sample_refuses_a_temperature_the_spec_refuses_naming_the_field(
+    env: dict[str, str],
+) -> None:
+    done = seqq(["sample", "0" * 32, "--temperature", "0"], env)
+    assert done.returncode == 2
+    assert "sample.temperature" in one_line_error(done)
+
+
 def test_submit_rejects_negative_learning_rate_with_exit_2_naming_the_field(
     env: dict[str, str],
 ) -> None:

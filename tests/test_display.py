@@ -81,7 +81,7 @@ def test_compare_shows_every_measure_and_value_whole(width: int) -> None:
     for label, *values in table_rows(comparison.results):
         row = next(line for line in lines if line.startswith(f"│ {label} "))
         assert [cell.strip() for cell in row.strip("│").split("│")[1:]] == values
-    assert f"parent run with the report: {URL}" in text
+    assert f"loss vs step: {URL}" in text
     assert "chance 3.219, perfect recall 1.100" in text
     assert "gru sample" in text
 

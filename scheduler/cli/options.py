@@ -94,19 +94,24 @@ def flag_type(dotted: str) -> Any:
     """What Typer parses the flag as: the field's own int or float, else text for the spec
     to validate (choices, durations like '10m', paths), so every bad value is reported together."""
     annotation = spec_field(dotted).annotation
-    return annotation if annotation in (int, float) else str
+    numbers = [t for t in typing.get_args(annotation) or (annotation,) if t in (int, float)]
+    return numbers[0] if len(numbers) == 1 else str
+
+
+def spec_option(dotted: str, decls: tuple[str, ...], panel: str | None = PANEL) -> Any:
+    """The Typer option of one spec field: its help and shown default read from the field."""
+    default = spec_default(dotted)
+    return typer.Option(
+        *decls,
+        help=flag_help(dotted),
+        rich_help_panel=panel,
+        show_default=False if default is None else str(default),
+    )
 
 
 def spec_flag(dotted: str, decls: tuple[str, ...]) -> Any:
     """The Annotated type of one spec flag: None unless given, so the file's value stands."""
-    default = spec_default(dotted)
-    option = typer.Option(
-        *decls,
-        help=flag_help(dotted),
-        rich_help_panel=PANEL,
-        show_default=False if default is None else str(default),
-    )
-    return Annotated[flag_type(dotted) | None, option]
+    return Annotated[flag_type(dotted) | None, spec_option(dotted, decls)]
 
 
 QueueOpt = Annotated[

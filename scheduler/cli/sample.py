@@ -6,6 +6,10 @@ from typing import Annotated
 
 import typer
 
+from scheduler.cli.options import spec_option
+
+# Generation settings mean what they mean in a spec's `sample` group: one source for both.
+
 
 def register(app: typer.Typer) -> None:
     app.command("sample")(sample)
@@ -14,16 +18,12 @@ def register(app: typer.Typer) -> None:
 def sample(
     run_id: Annotated[str, typer.Argument(help="Run (job) id whose checkpoint to use.")],
     prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="Text to continue.")] = None,
-    length: Annotated[
-        int, typer.Option("--length", "-l", min=1, max=100_000, help="New characters.")
-    ] = 300,
+    length: Annotated[int | None, spec_option("sample.length", ("--length", "-l"), None)] = None,
     temperature: Annotated[
-        float, typer.Option("--temperature", "-t", min=1e-3, help="Softmax temperature.")
-    ] = 0.8,
-    top_k: Annotated[
-        int | None, typer.Option("--top-k", min=1, help="Sample among the k likeliest.")
+        float | None, spec_option("sample.temperature", ("--temperature", "-t"), None)
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed: same seed, same text.")] = 0,
+    top_k: Annotated[int | None, spec_option("sample.top_k", ("--top-k",), None)] = None,
+    seed: Annotated[int | None, spec_option("sample.seed", ("--seed",), None)] = None,
     step: Annotated[
         int | None, typer.Option("--step", min=0, help="Use checkpoint step-N, not final.")
     ] = None,
@@ -34,7 +34,11 @@ def sample(
     """
     from scheduler import tracking
     from shared.settings import get_settings
+    from shared.spec import build_spec
 
+    given = {"length": length, "temperature": temperature, "top_k": top_k, "seed": seed}
+    # Validated as a spec's sample group: a bad value is a one-line error naming the field.
+    chosen = build_spec({}, {f"sample.{k}": v for k, v in given.items()}).sample
     settings = get_settings()
     client = tracking.tracking_client(settings)
     from scheduler.jobs import status
@@ -42,5 +46,7 @@ def sample(
     status(run_id, settings)  # one-line error for an unknown run
     from worker.sample import sample_run  # torch: only this command needs it
 
-    text = sample_run(client, run_id, step, prompt, length, temperature, top_k, seed)
+    text = sample_run(
+        client, run_id, step, prompt, chosen.length, chosen.temperature, chosen.top_k, chosen.seed
+    )
     typer.echo(text)
