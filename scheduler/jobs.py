@@ -244,7 +244,9 @@ def _live(settings: Settings, job_id: str) -> broker.LiveState | None:
 def status(job_id: str, settings: Settings) -> dict[str, Any]:
     client = tracking.reader(settings)
     run = _get_run(client, job_id)
-    live = _live(settings, job_id) if run.info.status not in TERMINAL else None
+    # Only a running job has live progress (describe reads nothing else from Celery): asking
+    # Celery about a queued job would cost a Redis and Celery start-up for nothing.
+    live = _live(settings, job_id) if run.info.status == "RUNNING" else None
     return describe(run, live)
 
 

@@ -2,7 +2,7 @@
 
 `import mlflow` costs over a second before the first request; `seqq status`, `list` and `submit`
 need a dozen endpoints. This module speaks them directly (as MLflow's own RestStore does, with
-the same credentials settings) and returns records shaped like MLflow's entities (`run.info`,
+the same credentials settings) and returns `scheduler.mlflow_entities` records (`run.info`,
 `run.data.tags`, ...), so `scheduler/tracking.py` and `scheduler/jobs.py` serve both clients with
 one code path. Its methods are the subset of `MlflowClient` seqq uses, with the same signatures.
 
@@ -17,7 +17,6 @@ import os
 import posixpath
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -26,6 +25,16 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from scheduler.mlflow_entities import (
+    DatasetInput,
+    Experiment,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunTag,
+    StoreError,
+)
 from shared.errors import ServiceUnavailableError
 from shared.settings import mask_url
 
@@ -36,83 +45,6 @@ TEXT_EXTENSIONS = {"txt", "log", "json", "yaml", "yml", "csv", "tsv", "md", "py"
 # Settings only MLflow itself implements (signed or plugin auth, a credentials file): with any
 # of them present, the caller uses MlflowClient instead of guessing.
 UNSUPPORTED_ENV = ("MLFLOW_TRACKING_AWS_SIGV4", "MLFLOW_TRACKING_AUTH")
-
-
-class StoreError(Exception):
-    """Raised when the store refuses a request or lacks what was asked; `error_code` is
-    MLflow's (RESOURCE_DOES_NOT_EXIST, RESOURCE_ALREADY_EXISTS, ...)."""
-
-    def __init__(self, message: str, error_code: str, status: int) -> None:
-        super().__init__(message)
-        self.error_code = error_code
-        self.status = status
-
-
-# MLflow's entities, as far as seqq reads or writes them. Constructors take the same arguments
-# as mlflow.entities' classes, so one call site builds either.
-@dataclass(frozen=True)
-class Param:
-    key: str
-    value: str
-
-
-@dataclass(frozen=True)
-class RunTag:
-    key: str
-    value: str
-
-
-InputTag = RunTag  # mlflow.entities has both names; create_job_run spells InputTag
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    digest: str
-    source_type: str
-    source: str
-    schema: str | None = None
-    profile: str | None = None
-
-
-@dataclass(frozen=True)
-class DatasetInput:
-    dataset: Dataset
-    tags: list[RunTag] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    run_id: str
-    experiment_id: str
-    run_name: str | None
-    status: str
-    start_time: int | None
-    end_time: int | None
-    artifact_uri: str
-    lifecycle_stage: str
-    user_id: str | None
-
-
-@dataclass(frozen=True)
-class RunData:
-    metrics: dict[str, float]
-    params: dict[str, str]
-    tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Run:
-    info: RunInfo
-    data: RunData
-
-
-@dataclass(frozen=True)
-class Experiment:
-    experiment_id: str
-    name: str
-    artifact_location: str
-    lifecycle_stage: str
 
 
 def supported() -> bool:

@@ -2,7 +2,7 @@
 
 Opening the store through MLflow imports SQLAlchemy, Alembic and MLflow's store (about two
 seconds) to run three SELECTs. This reader runs them with sqlite3 on a read-only connection and
-returns the records `scheduler.mlflow_rest` returns (shaped like MLflow's entities), so one code
+returns the records `scheduler.mlflow_rest` returns (`scheduler.mlflow_entities`), so one code
 path serves both. It never writes and never migrates: `open_reader` answers None for a store it
 does not recognise (missing, not yet migrated, workspaces on), and the caller uses MLflow.
 """
@@ -14,7 +14,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from scheduler.mlflow_rest import Experiment, Run, RunData, RunInfo, StoreError
+from scheduler.mlflow_entities import Experiment, Run, RunData, RunInfo, StoreError
 
 # The columns this reader reads; a store without them is left to MLflow.
 NEEDED = {

@@ -97,10 +97,10 @@ def reader(settings: Settings) -> Reader:
 
 def refusals(client: Reader) -> tuple[type[Exception], ...]:
     """The exceptions with which `client` reports a refusal (no such run, name taken)."""
-    from scheduler import mlflow_rest, mlflow_sqlite
+    if not _is_mlflow(client):
+        from scheduler.mlflow_entities import StoreError
 
-    if isinstance(client, mlflow_rest.RestClient | mlflow_sqlite.SqliteReader):
-        return (mlflow_rest.StoreError,)
+        return (StoreError,)
     from mlflow.exceptions import MlflowException
 
     return (MlflowException,)
@@ -108,13 +108,18 @@ def refusals(client: Reader) -> tuple[type[Exception], ...]:
 
 def entities(client: Writer) -> ModuleType:
     """The module whose Param, RunTag, Dataset, DatasetInput and InputTag `client` accepts."""
-    from scheduler import mlflow_rest
+    from scheduler import mlflow_entities
 
-    if isinstance(client, mlflow_rest.RestClient):
-        return mlflow_rest
+    if not _is_mlflow(client):
+        return mlflow_entities
     import mlflow.entities
 
     return mlflow.entities
+
+
+def _is_mlflow(client: Reader) -> bool:
+    """True for MLflow's own client (checked without importing mlflow: it was, if so)."""
+    return type(client).__module__.startswith("mlflow.")
 
 
 def ensure_experiment(client: Writer, name: str, settings: Settings) -> str:
