@@ -86,3 +86,4 @@ class Experiment:
     name: str
     artifact_location: str
     lifecycle_stage: str
+    tags: dict[str, str] = field(default_factory=dict)

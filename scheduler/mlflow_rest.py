@@ -86,6 +86,7 @@ def _experiment(payload: dict[str, Any]) -> Experiment:
         name=payload["name"],
         artifact_location=payload.get("artifact_location", ""),
         lifecycle_stage=payload.get("lifecycle_stage", "active"),
+        tags={t["key"]: t.get("value", "") for t in payload.get("tags", [])},
     )
 
 
@@ -178,6 +179,10 @@ class RestClient:
         if artifact_location:
             body["artifact_location"] = artifact_location
         return str(self._post("experiments/create", body)["experiment_id"])
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        body = {"experiment_id": experiment_id, "key": key, "value": str(value)}
+        self._post("experiments/set-experiment-tag", body)
 
     def search_experiments(self) -> list[Experiment]:
         """Every active experiment (all pages)."""

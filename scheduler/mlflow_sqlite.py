@@ -19,6 +19,7 @@ from scheduler.mlflow_entities import Experiment, Run, RunData, RunInfo, StoreEr
 # The columns this reader reads; a store without them is left to MLflow.
 NEEDED = {
     "experiments": {"experiment_id", "name", "artifact_location", "lifecycle_stage"},
+    "experiment_tags": {"key", "value", "experiment_id"},
     "runs": {"run_uuid", "name", "status", "start_time", "end_time", "lifecycle_stage"},
     "tags": {"key", "value", "run_uuid"},
     "params": {"key", "value", "run_uuid"},
@@ -70,7 +71,15 @@ class SqliteReader:
             f"WHERE {where}{self.workspace_clause} ORDER BY experiment_id",
             (*args, *self.workspace_args),
         )
-        return [Experiment(str(i), name, loc or "", stage) for i, name, loc, stage in rows]
+        found = [Experiment(str(i), name, loc or "", stage) for i, name, loc, stage in rows]
+        for experiment in found:
+            experiment.tags.update(
+                self.conn.execute(
+                    "SELECT key, value FROM experiment_tags WHERE experiment_id = ?",
+                    (int(experiment.experiment_id),),
+                )
+            )
+        return found
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         found = self._experiments("name = ?", (name,))
