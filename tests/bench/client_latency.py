@@ -1,6 +1,7 @@
 """Client latency benchmark: how long `seqq status`, `list` and `submit` take, as a user sees it.
 
     .venv/bin/python tests/bench/client_latency.py [--json] [--markdown] [--rounds N] [--baseline]
+    .venv/bin/python tests/bench/client_latency.py --markdown-from docs/bench/client_latency.json
 
 Each figure is the median wall time of N (5) fresh `seqq` processes, from spawn to exit, against
 `seqq --help` timed in the same rounds (rounds interleave the commands, so a drift in a shared
@@ -20,7 +21,6 @@ embedded store; submit <= 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 import subprocess  # noqa: E402
 
+from tests.bench import common  # noqa: E402
 from tests.helpers import (  # noqa: E402
     SEQQ,
     Service,
@@ -94,13 +95,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--rounds", type=int, default=5, help="fresh processes per command")
     parser.add_argument(
         "--baseline", action="store_true", help="also time SEQQ_LIGHT_CLIENT=false (MlflowClient)"
     )
+    common.add_output_options(parser)
     args = parser.parse_args()
+    if common.render_saved(args):
+        return
 
     import redis
 
@@ -156,7 +158,7 @@ def main() -> None:
         goal = GOALS.get((command, store)) if client == "light" else None
         rows.append(
             {
-                "command": f"seqq {command}",
+                "command": "seqq --help" if command == "help" else f"seqq {command}",
                 "store": store,
                 "client": client,
                 "median_s": round(median, 3),
@@ -168,40 +170,17 @@ def main() -> None:
             }
         )
     result: dict[str, Any] = {
+        "bench": "client_latency",
+        "host": common.describe_host(),
         "rounds": args.rounds,
         "help_median_s": round(help_s, 3),
         "rows": rows,
     }
-    if args.json:
-        print(json.dumps(result))
-    elif args.markdown:
-        print("| command | store | client | median (s) | × `seqq --help` | goal (s) |")
-        print("| --- | --- | --- | ---: | ---: | ---: |")
-        for r in rows:
-            goal = (
-                ""
-                if r["goal_s"] is None
-                else f"≤ {r['goal_s']}" + (" ✓" if r["meets_goal"] else " ✗")
-            )
-            print(
-                f"| `{r['command']}` | {r['store']} | {r['client']} | {r['median_s']:.2f} "
-                f"| {r['x_help']:.1f} | {goal} |"
-            )
-    else:
-        print(
-            f"{'command':<14}{'store':<10}{'client':<8}{'median':>8}{'min':>8}{'max':>8}"
-            f"{'x help':>8}  goal"
-        )
-        for r in rows:
-            goal = (
-                ""
-                if r["goal_s"] is None
-                else (f"<= {r['goal_s']} {'met' if r['meets_goal'] else 'MISSED'}")
-            )
-            print(
-                f"{r['command']:<14}{r['store']:<10}{r['client']:<8}{r['median_s']:>8.3f}"
-                f"{r['min_s']:>8.3f}{r['max_s']:>8.3f}{r['x_help']:>8.2f}  {goal}"
-            )
+    if not args.json and not args.markdown:
+        from tests.bench.render import markdown
+
+        print(markdown(result), end="")
+    common.emit(result, args)
 
 
 if __name__ == "__main__":

@@ -178,6 +178,9 @@ def test_a_run_submitted_over_rest_reads_back_as_one_submitted_through_mlflow(
 
     fetched = download_artifacts(uri, tracking_uri=served["SEQQ_MLFLOW_URI"])
     assert Path(fetched).read_bytes() == CORPUS.read_bytes()
+    # Experiments the REST client created carry seqq's experiment tags, as MLflow's would.
+    experiment = client.get_experiment(record(client, light)["experiment_id"])
+    assert names.EXPERIMENT_TAGS.items() <= experiment.tags.items()
     datasets = client.get_experiment_by_name(names.DATASET_EXPERIMENT)
     assert len(client.search_runs([datasets.experiment_id])) == 1
 
