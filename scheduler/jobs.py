@@ -50,7 +50,7 @@ def check_inputs(spec: TrainSpec, settings: Settings) -> LocalDataset:
 
 
 def _register(
-    client: MlflowClient,
+    client: tracking.Writer,
     spec: TrainSpec,
     dataset: LocalDataset,
     settings: Settings,
@@ -89,7 +89,7 @@ def submit(
     if queue is not None and queue not in names.QUEUES:
         raise SpecError(f"--queue: expected one of {', '.join(names.QUEUES)}, got {queue!r}")
     conn = redis_client(settings)
-    client = tracking.tracking_client(settings)
+    client = tracking.writer(settings)
     queue = queue or broker.route(spec, conn, priority)
     app = broker.celery_app(settings)
     resolved, run_id = _register(client, spec, dataset, settings, queue, parent_run_id, run_name)
@@ -188,12 +188,10 @@ def close_orphaned_local_runs(client: MlflowClient) -> list[str]:
     return closed
 
 
-def _get_run(client: MlflowClient, job_id: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
+def _get_run(client: tracking.Reader, job_id: str) -> Any:
     try:
         return client.get_run(job_id)
-    except MlflowException:
+    except tracking.refusals(client):
         raise JobNotFoundError(f"job {job_id}: no such job in this tracking store") from None
 
 
@@ -244,16 +242,18 @@ def _live(settings: Settings, job_id: str) -> broker.LiveState | None:
 
 
 def status(job_id: str, settings: Settings) -> dict[str, Any]:
-    client = tracking.tracking_client(settings)
+    client = tracking.reader(settings)
     run = _get_run(client, job_id)
-    live = _live(settings, job_id) if run.info.status not in TERMINAL else None
+    # Only a running job has live progress (describe reads nothing else from Celery): asking
+    # Celery about a queued job would cost a Redis and Celery start-up for nothing.
+    live = _live(settings, job_id) if run.info.status == "RUNNING" else None
     return describe(run, live)
 
 
 def list_jobs(
     settings: Settings, limit: int = 20, experiment: str | None = None
 ) -> list[dict[str, Any]]:
-    client = tracking.tracking_client(settings)
+    client = tracking.reader(settings)
     if experiment:
         found = client.get_experiment_by_name(experiment)
         experiment_ids = [found.experiment_id] if found else []

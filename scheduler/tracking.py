@@ -4,6 +4,11 @@ Every function imports mlflow inside, so only the commands that talk to the trac
 its start-up cost. The client creates each job's run (status SCHEDULED, params = the flattened
 spec, tags, the spec file, the dataset input) before the job is sent, so the run exists - and
 can be compared - from the moment of submission.
+
+`writer` and `reader` are the cheap way in for `submit`, `status` and `list`: a tracking server is
+spoken to over its REST API (`scheduler.mlflow_rest`) and an embedded store is read with
+sqlite3 (`scheduler.mlflow_sqlite`), both without importing mlflow. The functions below take
+either that client or an MlflowClient and do the same thing with each.
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ from shared.spec import TrainSpec
 from shared.state import JobState
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from mlflow import MlflowClient
+
+    from scheduler.mlflow_rest import RestClient
+    from scheduler.mlflow_sqlite import SqliteReader
+
+    # What `writer` and `reader` return.
+    Writer = MlflowClient | RestClient
+    Reader = MlflowClient | RestClient | SqliteReader
 
 
 def check_tracking(settings: Settings) -> None:
@@ -52,15 +66,69 @@ def tracking_client(settings: Settings) -> MlflowClient:
     return MlflowClient(settings.tracking_uri)
 
 
-def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> str:
+def writer(settings: Settings) -> Writer:
+    """The lightest client that creates runs, after a reachability check: the REST client for
+    a tracking server; MlflowClient otherwise (an embedded store, a database URI, credentials
+    only MLflow implements). Callers use the MlflowClient subset both implement."""
+    from scheduler import mlflow_rest
+
+    uri = settings.tracking_uri
+    if (
+        settings.light_client
+        and uri.startswith(("http://", "https://"))
+        and mlflow_rest.supported()
+    ):
+        check_tracking(settings)
+        return mlflow_rest.RestClient(uri, timeout=settings.job_timeout)
+    return tracking_client(settings)
+
+
+def reader(settings: Settings) -> Reader:
+    """The lightest client that reads runs: as `writer`, but an embedded store is read with
+    sqlite3 directly (read-only) when it is one this reader knows."""
+    from scheduler import mlflow_sqlite
+
+    if settings.light_client and settings.tracking_is_local:
+        found = mlflow_sqlite.open_reader(settings.tracking_uri)
+        if found is not None:
+            return found
+    return writer(settings)
+
+
+def refusals(client: Reader) -> tuple[type[Exception], ...]:
+    """The exceptions with which `client` reports a refusal (no such run, name taken)."""
+    if not _is_mlflow(client):
+        from scheduler.mlflow_entities import StoreError
+
+        return (StoreError,)
+    from mlflow.exceptions import MlflowException
+
+    return (MlflowException,)
+
+
+def entities(client: Writer) -> ModuleType:
+    """The module whose Param, RunTag, Dataset, DatasetInput and InputTag `client` accepts."""
+    from scheduler import mlflow_entities
+
+    if not _is_mlflow(client):
+        return mlflow_entities
+    import mlflow.entities
+
+    return mlflow.entities
+
+
+def _is_mlflow(client: Reader) -> bool:
+    """True for MLflow's own client (checked without importing mlflow: it was, if so)."""
+    return type(client).__module__.startswith("mlflow.")
+
+
+def ensure_experiment(client: Writer, name: str, settings: Settings) -> str:
     """The experiment's id, creating it (with artifacts beside a local store, not in the cwd).
 
     It carries `names.EXPERIMENT_TAGS`, so MLflow's UI opens it as model training; an
     experiment made by an older seqq gets the ones it lacks when next used (a kind someone
     chose in the UI stays).
     """
-    from mlflow.exceptions import MlflowException
-
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         for key, value in names.EXPERIMENT_TAGS.items():
@@ -76,14 +144,14 @@ def ensure_experiment(client: MlflowClient, name: str, settings: Settings) -> st
                 name, artifact_location=location, tags=dict(names.EXPERIMENT_TAGS)
             )
         )
-    except MlflowException:  # created concurrently by another client
+    except refusals(client):  # created concurrently by another client
         again = client.get_experiment_by_name(name)
         if again is None:
             raise
         return str(again.experiment_id)
 
 
-def publish_dataset(client: MlflowClient, dataset: LocalDataset, settings: Settings) -> str:
+def publish_dataset(client: Writer, dataset: LocalDataset, settings: Settings) -> str:
     """The artifact URI of the corpus, uploading it only if no earlier upload has its hash."""
     experiment_id = ensure_experiment(client, names.DATASET_EXPERIMENT, settings)
     found = client.search_runs(
@@ -114,7 +182,7 @@ def publish_dataset(client: MlflowClient, dataset: LocalDataset, settings: Setti
 
 
 def create_job_run(
-    client: MlflowClient,
+    client: Writer,
     spec: TrainSpec,
     dataset: LocalDataset,
     settings: Settings,
@@ -124,8 +192,7 @@ def create_job_run(
     extra_tags: dict[str, str] | None = None,
 ) -> str:
     """Create the job's run (SCHEDULED) with params, tags, spec and dataset input; its id."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag, Param, RunTag
-
+    e = entities(client)
     experiment_id = ensure_experiment(client, spec.run.experiment, settings)
     tags = {
         names.TAG_KIND: "job",
@@ -143,8 +210,8 @@ def create_job_run(
     try:
         client.log_batch(
             run_id,
-            params=[Param(k, v) for k, v in spec.flat().items()],
-            tags=[RunTag(names.TAG_JOB_ID, run_id)],
+            params=[e.Param(k, v) for k, v in spec.flat().items()],
+            tags=[e.RunTag(names.TAG_JOB_ID, run_id)],
         )
         client.log_text(
             run_id, json.dumps(spec.model_dump(mode="json"), indent=2), names.ARTIFACT_SPEC
@@ -153,15 +220,15 @@ def create_job_run(
         client.log_inputs(
             run_id,
             datasets=[
-                DatasetInput(
-                    Dataset(
+                e.DatasetInput(
+                    e.Dataset(
                         name=dataset.name,
                         digest=dataset.sha256[:16],
                         source_type="seqq",
                         source=source,
                         profile=json.dumps({"num_chars": dataset.n_chars}),
                     ),
-                    tags=[InputTag("mlflow.data.context", "training")],
+                    tags=[e.InputTag("mlflow.data.context", "training")],
                 )
             ],
         )

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         None,
         description="MLflow tracking URI; default: MLFLOW_TRACKING_URI, else a local SQLite store.",
     )
+    light_client: bool = Field(
+        True,
+        description="submit/status/list reach MLflow without importing it (a server's REST API, "
+        "an embedded store read with sqlite3); false: always through MLflow's own client.",
+    )
     home: Path = Field(Path.home() / ".seqq", description="Local state: embedded store, caches.")
     data_roots: str = Field(
         "", description="os.pathsep-separated folders a worker may read local datasets from."

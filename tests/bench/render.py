@@ -247,12 +247,38 @@ def render_memory_probe(r: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def render_client_latency(r: dict[str, Any]) -> str:
+    out = [
+        f"Median of {r['rounds']} fresh `seqq` processes (spawn to exit), interleaved with "
+        f"`seqq --help` ({r['help_median_s']:.2f} s in the same run).\n"
+    ]
+    rows = []
+    for row in r["rows"]:
+        goal = ""
+        if row["goal_s"] is not None:
+            goal = f"<= {row['goal_s']} " + ("met" if row["meets_goal"] else "**missed**")
+        rows.append(
+            [
+                f"`{row['command']}`",
+                row["store"],
+                row["client"],
+                f"{row['median_s']:.2f} [{row['min_s']:.2f}-{row['max_s']:.2f}]",
+                f"{row['x_help']:.1f}",
+                goal,
+            ]
+        )
+    header = ["command", "store", "client", "median s [min-max]", "x `--help`", "goal (s)"]
+    out.append(table(header, rows))
+    return "".join(out)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "train_overhead": render_train_overhead,
     "quality": render_quality,
     "data_pipeline": render_data_pipeline,
     "scale": render_scale,
     "memory_probe": render_memory_probe,
+    "client_latency": render_client_latency,
 }
 
 
