@@ -199,14 +199,20 @@ class TrainSpec(_Group):
         return self.model_dump_json()
 
 
-def format_validation_error(error: ValidationError) -> str:
-    """All problems of a failed validation on one line, each naming its dotted field."""
+def validation_problems(error: ValidationError, prefix: str = "") -> list[str]:
+    """Each problem of a failed validation as `dotted.field: message`, fields under `prefix`."""
     parts = []
     for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "spec"
+        field = ".".join(str(part) for part in item["loc"])
+        field = ".".join(part for part in (prefix, field) if part) or "spec"
         message = item["msg"].removeprefix("Value error, ")
         parts.append(f"{field}: {message}")
-    return "invalid spec: " + "; ".join(parts)
+    return parts
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """All problems of a failed validation on one line, each naming its dotted field."""
+    return "invalid spec: " + "; ".join(validation_problems(error))
 
 
 def load_spec_file(path: Path) -> dict[str, Any]:
