@@ -296,6 +296,7 @@ def _refusals(base: dict[str, Any], dotted: str, dimension: Dimension) -> list[s
 
 
 def _with_values(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a spec mapping with dotted fields set, the base left untouched."""
     # Not build_spec's overrides: they skip None (a flag not given), but a drawn None is a value.
     raw = {key: dict(group) if isinstance(group, dict) else group for key, group in base.items()}
     for dotted, value in values.items():
