@@ -60,6 +60,33 @@ def mlflow_server_env() -> dict[str, str]:
     }
 
 
+def mlflow_server_argv(tmp: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    """A real `mlflow server` on SQLite under `tmp`, serving its own artifacts."""
+    return [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp / 'server.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(tmp / "server-artifacts"),
+    ]
+
+
+def start_mlflow_server(tmp: Path, timeout: float = 120) -> tuple[Service, int]:
+    """Start a real `mlflow server` on a free loopback port; wait until it accepts connections."""
+    port = free_port()
+    server = Service(mlflow_server_argv(tmp, port), tmp / "mlflow.log", env=mlflow_server_env())
+    wait_for_port(port, timeout=timeout)
+    return server, port
+
+
 def base_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEQQ_", "MLFLOW_"))}
     env.update(

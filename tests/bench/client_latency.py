@@ -38,10 +38,8 @@ from tests.helpers import (  # noqa: E402
     SEQQ,
     Service,
     base_env,
-    free_port,
-    mlflow_server_env,
     seqq_json,
-    wait_for_port,
+    start_mlflow_server,
 )
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -70,24 +68,7 @@ def timed(args: list[str], env: dict[str, str]) -> float:
 
 
 def start_server(tmp: Path) -> tuple[Service, str]:
-    port = free_port()
-    argv = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{tmp / 'server.db'}",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(tmp / "server-artifacts"),
-    ]
-    server = Service(argv, tmp / "mlflow.log", env=mlflow_server_env())
-    wait_for_port(port, timeout=180)
+    server, port = start_mlflow_server(tmp, timeout=180)
     return server, f"http://127.0.0.1:{port}"
 
 

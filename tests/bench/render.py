@@ -1,16 +1,21 @@
 """Markdown tables of benchmark results: the one place a figure in docs/ is drawn from.
 
     .venv/bin/python tests/bench/render.py docs/bench/train_overhead.json [more.json ...]
+    .venv/bin/python tests/bench/render.py --update docs/PERFORMANCE.md
 
 Each benchmark's `--json` object names itself (`bench`); its table is drawn here from that object
 alone, whether the benchmark just ran (`--markdown`) or the result was saved
 (`--markdown-from FILE`, or this script), so a table in docs/ cannot drift from its JSON.
+`--update DOC` redraws every block of DOC fenced by `<!-- bench: PATH -->` and
+`<!-- /bench -->` from the JSON at PATH (relative to the repository); tests/test_docs.py fails
+when a block differs from what its JSON draws.
 Imports neither torch nor seqq's worker: rendering a saved result measures nothing.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -289,9 +294,31 @@ def markdown(result: dict[str, Any]) -> str:
     return body + ("\n" + origin if origin else "")
 
 
+REPO = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"(<!-- bench: (\S+) -->\n)(.*?)(<!-- /bench -->)", re.S)
+
+
+def drawn_blocks(text: str) -> list[tuple[str, str, str]]:
+    """(json path, block as written, block as its JSON draws it) for each fenced block."""
+    return [
+        (m.group(2), m.group(3), markdown(load(REPO / m.group(2)))) for m in BLOCK.finditer(text)
+    ]
+
+
+def update(doc: Path) -> None:
+    """Redraw each fenced block of `doc` from its JSON."""
+    text = doc.read_text(encoding="utf-8")
+    redrawn = BLOCK.sub(lambda m: m.group(1) + markdown(load(REPO / m.group(2))) + m.group(4), text)
+    doc.write_text(redrawn, encoding="utf-8")
+
+
 def main(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         raise SystemExit(__doc__.strip().split("\n\n")[1].strip())
+    if argv[0] == "--update":
+        for doc in argv[1:]:
+            update(Path(doc))
+        return
     sys.stdout.write("\n".join(markdown(load(Path(arg))) for arg in argv))
 
 

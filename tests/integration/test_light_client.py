@@ -22,12 +22,9 @@ from shared import names
 from tests.helpers import (
     CORPUS,
     TINY,
-    Service,
-    free_port,
-    mlflow_server_env,
     seqq,
     seqq_json,
-    wait_for_port,
+    start_mlflow_server,
 )
 
 HEAVY = {"SEQQ_LIGHT_CLIENT": "false"}
@@ -38,25 +35,8 @@ PER_RUN_TAGS = {names.TAG_JOB_ID, "mlflow.runName"}
 @pytest.fixture
 def served(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
     """`env` pointed at a real `mlflow server` serving its own artifacts."""
-    port = free_port()
-    argv = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(tmp_path / "server-artifacts"),
-    ]
-    server = Service(argv, tmp_path / "mlflow.log", env=mlflow_server_env())
+    server, port = start_mlflow_server(tmp_path)
     try:
-        wait_for_port(port, timeout=120)
         yield {**env, "SEQQ_MLFLOW_URI": f"http://127.0.0.1:{port}"}
     finally:
         server.stop()

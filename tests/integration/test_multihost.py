@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tests.helpers import (
     Service,
     Worker,
     free_port,
+    mlflow_server_argv,
     mlflow_server_env,
     seqq_json,
     wait_until,
@@ -102,21 +102,9 @@ def test_jobs_submitted_here_finish_on_workers_in_other_network_namespaces(
     )
     server = Service(
         [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--host",
-            service_ip,
-            "--port",
-            str(mlflow_port),
-            "--workers",
-            "1",
+            *mlflow_server_argv(tmp_path, mlflow_port, host=service_ip),
             "--allowed-hosts",
             f"{service_ip},{service_ip}:{mlflow_port}",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
         ],
         tmp_path / "mlflow.log",
         env=mlflow_server_env(),

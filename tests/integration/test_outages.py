@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 from shared import names
-from tests.helpers import Service, free_port, mlflow_server_env, seqq_json, wait_for_port
+from tests.helpers import Service, free_port, seqq_json, start_mlflow_server, wait_for_port
 from tests.integration.conftest import start_worker
 from tests.integration.test_reliability import (
     MEDIUM,
@@ -55,25 +54,7 @@ def test_a_redis_restart_mid_job_does_not_stop_the_job(env: dict[str, str], tmp_
 def test_mlflow_down_for_30_seconds_mid_job_loses_no_metric(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    port = free_port()
-    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
-    argv = [
-        mlflow_bin,
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(tmp_path / "server-artifacts"),
-    ]
-    server = Service(argv, tmp_path / "mlflow.log", env=mlflow_server_env())
-    wait_for_port(port, timeout=120)
+    server, port = start_mlflow_server(tmp_path)
     env = {**env, "SEQQ_MLFLOW_URI": f"http://127.0.0.1:{port}"}
     worker = start_worker(env, tmp_path)
     try:
