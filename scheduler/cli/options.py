@@ -94,8 +94,7 @@ def flag_type(dotted: str) -> Any:
     """What Typer parses the flag as: the field's own int or float, else text for the spec
     to validate (choices, durations like '10m', paths), so every bad value is reported together."""
     annotation = spec_field(dotted).annotation
-    numbers = [t for t in typing.get_args(annotation) or (annotation,) if t in (int, float)]
-    return numbers[0] if len(numbers) == 1 else str
+    return annotation if annotation in (int, float) else str
 
 
 def spec_option(dotted: str, decls: tuple[str, ...], panel: str | None = PANEL) -> Any:
