@@ -59,3 +59,13 @@ def test_every_test_named_in_the_reliability_table_exists() -> None:
         assert any(f"def {test}(" in m.read_text(encoding="utf-8") for m in matches), (
             f"{module}::{test} does not exist"
         )
+
+
+def test_every_measured_table_in_the_docs_is_the_one_its_benchmark_json_draws() -> None:
+    from tests.bench.render import drawn_blocks
+
+    text = (REPO / "docs" / "PERFORMANCE.md").read_text(encoding="utf-8")
+    blocks = drawn_blocks(text)
+    assert blocks, "docs/PERFORMANCE.md has no table drawn from a benchmark's JSON"
+    for path, written, drawn in blocks:
+        assert written == drawn, f"{path}: redraw with tests/bench/render.py --update"
