@@ -120,8 +120,11 @@ def usable_cores() -> int:
 
 def mlflow_env_defaults(http_retries: int = 2, http_timeout: float = 30) -> None:
     """MLflow's environment, set before it is imported: no telemetry, no URLs printed on
-    stdout (it would corrupt `--json`), bounded HTTP retries (callers retry themselves)."""
+    stdout (it would corrupt `--json`), no artifact-download progress bars (seqq reads a few
+    small files; MLflow's bars cluttered every `seqq compare`), bounded HTTP retries (callers
+    retry themselves)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(http_retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(http_timeout)))
