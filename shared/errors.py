@@ -49,6 +49,21 @@ class JobPreemptedError(SeqqError):
     """Raised inside a job when its worker is shutting down (SIGTERM); the job is re-queued."""
 
 
+class TrialPrunedError(SeqqError):
+    """Raised inside a sweep's trial when its study's pruner stops it at an evaluation; the job
+    keeps a checkpoint and ends KILLED, its run tagged PRUNED at `step`, the study told PRUNED."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"pruned by the sweep's pruner at step {step}")
+        self.step = step
+
+
+class SweepNotFoundError(SeqqError):
+    """Raised when a sweep id names no sweep parent run, or its study cannot be found."""
+
+    exit_code = 4
+
+
 class LeaseLostError(SeqqError):
     """Raised inside a job when another worker holds its lease; this copy stops silently."""
 

@@ -68,6 +68,15 @@ TAG_DATA_CACHE = "seqq.data.cache"  # "hit" when the worker reused encoded ids, 
 TAG_LOCAL_OWNER = "seqq.local.owner"  # "pid:start-ticks" of the `seqq run` process training it
 TAG_REQUEUES = "seqq.requeues"  # times the reaper re-queued the job after its worker vanished
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
+# Sweeps: the sweep id is its parent run's id; each trial is a child run and a study trial.
+TAG_SWEEP_ID = "seqq.sweep.id"  # on the parent run and on every trial's run
+TAG_SWEEP_STORAGE = "seqq.sweep.storage"  # where its study lives: "file" or "redis"
+TAG_SWEEP_BEST_TRIAL = "seqq.sweep.best_trial"  # the best COMPLETE trial's number
+TAG_SWEEP_BEST_RUN = "seqq.sweep.best_run_id"  # and its run
+TAG_TRIAL_NUMBER = "seqq.trial.number"
+TAG_TRIAL_STATE = "seqq.trial.state"  # shared.state.TrialState, set as the trial's job ends
+TAG_TRIAL_PRUNED_STEP = "seqq.trial.pruned_step"  # the evaluation at which it was pruned
+KIND_SWEEP = "sweep"  # the seqq.kind of a sweep's parent run
 
 # MLflow metric keys. Shared by every model so the UI overlays runs' curves.
 METRIC_TRAIN_LOSS = "train_loss"
@@ -83,6 +92,7 @@ METRIC_TRAIN_TIME = "train_time_s"
 METRIC_CHARS_PER_SEC = "chars_per_sec"
 METRIC_PREPROCESS_TIME = "preprocess_s"  # fetch, verify, encode (or load from the cache)
 METRIC_SUBMIT_TO_FIRST_STEP = "submit_to_first_step_s"  # queueing + start-up, fresh runs only
+METRIC_BEST_VAL_LOSS = "best_val_loss"  # a sweep's parent run: its best trial's value
 
 # Artifact paths inside a run.
 ARTIFACT_SPEC = "spec.json"
@@ -93,8 +103,15 @@ ARTIFACT_SAMPLE_TABLE = "samples.json"
 ARTIFACT_REPORT = "report"  # a comparison's parent run: the report and its plots
 REPORT_FILE = "report.md"
 ARTIFACT_DATASET = "dataset"
+ARTIFACT_TRIALS = "trials.json"  # a sweep's parent run: the trials table (mlflow.log_table)
+ARTIFACT_BEST = "best.json"  # a sweep's parent run: the best trial, its values and run
 CHECKPOINT_FILE = "checkpoint.pt"
 FINAL_CHECKPOINT = "final"
+
+# Optuna study and trial user attributes seqq writes (read by the driver, the worker, status).
+STUDY_ATTR_SWEEP = "seqq.sweep"  # the sweep file (base spec, space, settings) as JSON
+TRIAL_ATTR_RUN_ID = "seqq.run_id"  # the trial's MLflow run (= job id), set when it starts
+TRIAL_ATTR_ERROR = "seqq.error"  # why a FAILED trial failed
 
 # Celery custom state carrying live progress in its meta.
 STATE_PROGRESS = "PROGRESS"
@@ -119,6 +136,11 @@ def shutdown_key(worker_hostname: str) -> str:
 
 
 SUSPECTS_KEY = f"{REDIS_PREFIX}reaper:suspects"  # job id -> when its lease was first seen gone
+
+
+def sweep_journal_prefix(sweep_id: str) -> str:
+    """Redis key prefix of a sweep's study journal (Optuna's JournalRedisBackend adds `:...`)."""
+    return f"{REDIS_PREFIX}sweep:{sweep_id}"
 
 
 def worker_key(name: str) -> str:

@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         return self.home / "checkpoints"
 
     @property
+    def sweep_dir(self) -> Path:
+        """Where `seqq sweep --local` keeps each sweep's study journal."""
+        return self.home / "sweeps"
+
+    @property
     def allowed_data_roots(self) -> list[Path]:
         return [Path(p).resolve() for p in self.data_roots.split(os.pathsep) if p]
 

@@ -13,9 +13,9 @@ A sweep file is a spec file (the same groups) plus two keys, `space` and `sweep`
 `parse_sweep` checks all of it at once and raises one `SpecError` naming every bad field; a
 space is accepted only when the spec itself accepts each of its bounds and choices, so every
 sampled spec is a valid `TrainSpec`. `suggest`, `distributions` and `grid` hand the space to
-Optuna, `trial_spec` turns sampled values into the trial's spec, and `TrialRef` names a trial.
-Optuna is imported only inside the functions that build its objects, so importing this module
-stays as cheap as importing the spec.
+Optuna, and `trial_spec` turns sampled values into the trial's spec, which names its study trial
+(`shared.spec.TrialRef`). Optuna is imported only inside the functions that build its objects,
+so importing this module stays as cheap as importing the spec.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.errors import SpecError
-from shared.spec import TrainSpec, build_spec, load_spec_file, set_dotted, validation_problems
+from shared.spec import (
+    TrainSpec,
+    TrialRef,
+    build_spec,
+    load_spec_file,
+    set_dotted,
+    validation_problems,
+)
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -223,14 +230,6 @@ class SweepFile(_Frozen):
     sweep: SweepSettings
 
 
-class TrialRef(_Frozen):
-    """Which study trial a job is: it will travel in the job's message, so the worker can report
-    to the study and ask whether to prune without asking anyone."""
-
-    sweep: str = Field(min_length=1, description="The sweep id, also the Optuna study's name.")
-    number: int = Field(ge=0, description="The trial's number in its study (Optuna's).")
-
-
 def _field_kind(dotted: str) -> str:
     """'int', 'float' or 'other' for a leaf of the spec; a problem sentence when it is none."""
     model: type[BaseModel] = TrainSpec
@@ -338,6 +337,9 @@ def parse_sweep(raw: dict[str, Any]) -> SweepFile:
     raw_space, raw_settings = raw.pop("space", None), raw.pop("sweep", None) or {}
     problems: list[str] = []
     base: TrainSpec | None = None
+    if "trial" in raw:  # each trial's reference is written by the sweep, never by hand
+        problems.append("trial: set by `seqq sweep` for each trial; remove it from the file")
+        raw.pop("trial")
     try:
         base = TrainSpec.model_validate(raw)
     except ValidationError as exc:
@@ -386,6 +388,10 @@ def grid(space: Space) -> dict[str, list[Scalar]]:
     return {dotted: values for dotted, values in points.items() if values is not None}
 
 
-def trial_spec(base: TrainSpec, values: dict[str, Any]) -> TrainSpec:
-    """The spec a trial trains: the base with its drawn values, validated like any spec."""
-    return build_spec(_with_values(base.model_dump(mode="json"), values))
+def trial_spec(base: TrainSpec, values: dict[str, Any], trial: TrialRef | None = None) -> TrainSpec:
+    """The spec a trial trains: the base with its drawn values (and the reference to its study
+    trial), validated like any spec."""
+    raw = _with_values(base.model_dump(mode="json"), values)
+    if trial is not None:
+        raw["trial"] = trial.model_dump(mode="json")
+    return build_spec(raw)

@@ -2,8 +2,9 @@
 
 A `TrainSpec` is built on the client from a file and/or flags, travels to the worker as JSON,
 is validated again there, and is logged to MLflow as flattened params. It holds only what
-decides the result (model, data, optimisation, run, sampling); infrastructure settings (URLs,
-credentials, paths) live in `shared.settings`, so a spec re-runs anywhere.
+decides the result (model, data, optimisation, run, sampling) and, for a sweep's trial, which
+study trial it is (its evaluations are reported there and may stop it early); infrastructure
+settings (URLs, credentials, paths) live in `shared.settings`, so a spec re-runs anywhere.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from shared import names
 from shared.errors import SpecError
@@ -21,6 +31,7 @@ from shared.errors import SpecError
 Cell = Literal["lstm", "rnn", "gru"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
+StudyStorage = Literal["file", "redis"]
 
 BUILTIN_DATASET = "builtin:stdlib"
 
@@ -165,6 +176,20 @@ class SampleSpec(_Group):
     seed: int = Field(0, ge=0, description="Seed of the sampling generator.")
 
 
+class TrialRef(_Group):
+    """Which study trial a job is: it travels in the job's spec, so the worker can report to
+    the study and ask whether to prune without asking anyone. It names the kind of storage
+    only; where that is (a folder, a Redis URL) comes from the settings of the process that
+    opens it (`shared.study`), so the reference, like the spec, re-runs anywhere."""
+
+    sweep: str = Field(min_length=1, description="The sweep id, also the Optuna study's name.")
+    number: int = Field(ge=0, description="The trial's number in its study (Optuna's).")
+    storage: StudyStorage = Field(
+        description="Where the study lives: 'file' (a journal under SEQQ_HOME, --local) or "
+        "'redis' (a journal on the broker's Redis)."
+    )
+
+
 class TrainSpec(_Group):
     """Everything that decides a training job's result."""
 
@@ -177,6 +202,9 @@ class TrainSpec(_Group):
     precision: Precision = Field(
         "auto", description="auto (bf16 where the device runs it fast), fp32 or bf16."
     )
+    trial: TrialRef | None = Field(
+        None, description="The sweep trial this job is (set by `seqq sweep`); none = a lone job."
+    )
 
     @model_validator(mode="after")
     def _splits_leave_training_text(self) -> TrainSpec:
@@ -184,10 +212,21 @@ class TrainSpec(_Group):
             raise ValueError("data.val_fraction + data.test_fraction must be below 0.5")
         return self
 
+    @model_serializer(mode="wrap")
+    def _lone_job_has_no_trial_key(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A lone job's spec serialises exactly as before sweeps existed (no `trial: null`),
+        so its JSON, its spec.json and a worker that predates sweeps all read it unchanged."""
+        data = handler(self)
+        if self.trial is None and isinstance(data, dict):
+            data.pop("trial", None)
+        return data
+
     def flat(self) -> dict[str, str]:
-        """The spec as MLflow params: dotted keys, string values (JSON for lists and maps)."""
+        """The spec as MLflow params: dotted keys, string values (JSON for lists and maps).
+
+        A trial's reference is not a param: its run carries it as tags (sweep id, number)."""
         out: dict[str, str] = {}
-        for key, value in self.model_dump(mode="json").items():
+        for key, value in self.model_dump(mode="json", exclude={"trial"}).items():
             items = value.items() if isinstance(value, dict) else [(None, value)]
             for inner_key, inner in items:
                 dotted = key if inner_key is None else f"{key}.{inner_key}"

@@ -2,7 +2,8 @@
 
 A job's state is its MLflow run's status (SCHEDULED, RUNNING, FINISHED, FAILED, KILLED), the
 record every process reads. A worker's attempt can also end two ways that leave the run to
-someone else (PREEMPTED, STOOD_DOWN); those appear in a job's outcome, never on its run.
+someone else (PREEMPTED, STOOD_DOWN); those appear in a job's outcome, never on its run. A job
+that is a sweep's trial also has a trial state, the one its study holds.
 """
 
 from __future__ import annotations
@@ -24,3 +25,18 @@ class JobState(StrEnum):
 
 
 TERMINAL = frozenset({JobState.FINISHED, JobState.FAILED, JobState.KILLED})
+
+
+class TrialState(StrEnum):
+    """A sweep trial's state, as its study holds it and its run's `seqq.trial.state` tag says.
+
+    Optuna spells a failed trial FAIL; seqq says FAILED, like a job (`shared.study` maps them).
+    """
+
+    RUNNING = "RUNNING"  # asked of the study, not ended yet
+    COMPLETE = "COMPLETE"  # trained to the end; its value is its best validation loss
+    PRUNED = "PRUNED"  # stopped early by the study's pruner (the run ends KILLED)
+    FAILED = "FAILED"  # refused, failed, cancelled or interrupted
+
+
+TRIAL_ENDED = frozenset({TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED})

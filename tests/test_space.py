@@ -21,7 +21,6 @@ from shared.space import (
     LogRange,
     SweepFile,
     SweepSettings,
-    TrialRef,
     distributions,
     grid,
     load_sweep_file,
@@ -29,7 +28,7 @@ from shared.space import (
     suggest,
     trial_spec,
 )
-from shared.spec import TrainSpec
+from shared.spec import TrainSpec, TrialRef
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -279,12 +278,12 @@ def test_a_trial_spec_is_validated_like_any_spec():
 
 
 def test_trial_ref_is_frozen_and_refuses_a_negative_number():
-    ref = TrialRef(sweep="sweep-1", number=3)
+    ref = TrialRef(sweep="sweep-1", number=3, storage="file")
     assert TrialRef.model_validate_json(ref.model_dump_json()) == ref
     with pytest.raises(ValidationError, match="frozen"):
         ref.number = 4  # type: ignore[misc]
     with pytest.raises(ValidationError, match="number"):
-        TrialRef(sweep="sweep-1", number=-1)
+        TrialRef(sweep="sweep-1", number=-1, storage="file")
 
 
 def test_importing_the_space_imports_neither_optuna_nor_torch():
@@ -293,3 +292,15 @@ def test_importing_the_space_imports_neither_optuna_nor_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_sweep_file_that_names_a_trial_itself_is_refused():
+    message = _problem({"optim.lr": [0.01]}, trial={"sweep": "s", "number": 0, "storage": "file"})
+    assert "trial: set by `seqq sweep`" in message
+
+
+def test_a_trial_spec_carries_the_reference_to_its_study_trial():
+    base = _sweep({"optim.lr": [0.01]}).base
+    ref = TrialRef(sweep="s", number=2, storage="file")
+    spec = trial_spec(base, {"optim.lr": 0.01}, ref)
+    assert spec.trial == ref and spec.optim.lr == 0.01 and base.trial is None

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from shared.errors import SpecError
 from shared.spec import (
     TrainSpec,
+    TrialRef,
     build_spec,
     format_validation_error,
     load_spec_file,
@@ -84,10 +85,25 @@ def test_spec_is_frozen_at_the_top_and_inside_groups():
     assert spec.optim.lr == TrainSpec().optim.lr
 
 
-def test_flat_gives_a_dotted_string_key_for_every_field():
+def test_flat_gives_a_dotted_string_key_for_every_field_but_the_trial_reference():
     flat = TrainSpec().flat()
-    assert set(flat) == _dotted_fields(TrainSpec)
+    assert set(flat) == _dotted_fields(TrainSpec) - {"trial"}  # a trial's run has it as tags
     assert all(isinstance(value, str) for value in flat.values())
+
+
+def test_a_lone_job_spec_serialises_without_a_trial_key_as_before_sweeps():
+    assert "trial" not in json.loads(TrainSpec().to_json())
+    assert "trial" not in TrainSpec().model_dump(mode="json")
+
+
+def test_a_trial_spec_carries_its_reference_on_the_wire_and_out_of_its_params():
+    ref = TrialRef(sweep="a" * 32, number=3, storage="file")
+    spec = build_spec({"trial": ref.model_dump()})
+    again = TrainSpec.model_validate_json(spec.to_json())
+    assert again.trial == ref and again == spec
+    assert not any(key.startswith("trial") for key in spec.flat())
+    with pytest.raises(SpecError, match=r"trial\.storage"):
+        build_spec({"trial": {"sweep": "s", "number": 0, "storage": "s3"}})
 
 
 def test_flat_values_round_trip_through_json_for_non_strings():
