@@ -1,0 +1,196 @@
+"""Where a sweep's Optuna study lives and how it is opened: the one place both sides ask.
+
+A study is an Optuna journal, an append-only log that any process replays: a file under
+`$SEQQ_HOME/sweeps/<sweep id>.journal` for `seqq sweep --local` (no service at all), or a log
+on the broker's Redis for sweeps whose trials run on workers (every worker reaches it, and it
+outlives any one process). A trial's reference (`shared.spec.TrialRef`) names the kind only;
+the location is read from the settings of the process that opens it, never from a terminal.
+
+The study keeps its own sweep file (base spec, space, settings) as a user attribute, so every
+process that opens it by name - the driver, a worker reporting a trial, `seqq sweep status` -
+builds the same sampler and pruner from the study's record, and no second copy can drift.
+Optuna is imported inside the functions, as in `shared.space`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from shared import names
+from shared.errors import SweepNotFoundError
+from shared.settings import Settings
+from shared.space import Choice, SweepFile, grid, parse_sweep
+from shared.spec import StudyStorage
+from shared.state import TrialState
+
+if TYPE_CHECKING:
+    from optuna import Study
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+
+class OpenStudy(NamedTuple):
+    """A sweep's study with the storage it was opened on and the sweep file it records."""
+
+    study: Study
+    storage: BaseStorage
+    sweep: SweepFile
+
+
+def journal_path(sweep_id: str, settings: Settings) -> Path:
+    """The file that holds a local sweep's study."""
+    return settings.sweep_dir / f"{sweep_id}.journal"
+
+
+def _storage(kind: StudyStorage, sweep_id: str, settings: Settings, create: bool) -> BaseStorage:
+    """The journal storage of one sweep (one journal per sweep, so a replay reads only it)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # seqq prints its own lines
+    if kind == "redis":
+        prefix = names.sweep_journal_prefix(sweep_id)
+        return JournalStorage(JournalRedisBackend(settings.broker_url, prefix=prefix))
+    path = journal_path(sweep_id, settings)
+    if not create and not path.exists():  # the backend would create an empty journal
+        raise SweepNotFoundError(f"sweep {sweep_id}: no study journal at {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def sampler(sweep: SweepFile) -> BaseSampler:
+    """Optuna's sampler for the sweep's settings, seeded by `sweep.seed`."""
+    from optuna.samplers import GridSampler, RandomSampler, TPESampler
+
+    settings = sweep.sweep
+    if settings.sampler == "grid":
+        return GridSampler(grid(sweep.space), seed=settings.seed)
+    if settings.sampler == "random":
+        return RandomSampler(seed=settings.seed)
+    return TPESampler(seed=settings.seed)
+
+
+def first_evaluation(sweep: SweepFile) -> int:
+    """The first step at which any trial evaluates (the smallest eval_every it can draw)."""
+    searched = sweep.space.get("run.eval_every")
+    if searched is None:
+        return sweep.base.run.eval_every
+    return int(min(float(v) for v in searched.edges() if v is not None))
+
+
+def pruner(sweep: SweepFile) -> BasePruner:
+    """Optuna's pruner for the sweep's settings.
+
+    ASHA's first rung is the first evaluation, given explicitly: Optuna's "auto" estimates it
+    from the first finished trial, in each process separately, and prunes nothing before one.
+    """
+    from optuna.pruners import MedianPruner, NopPruner, SuccessiveHalvingPruner
+
+    kind = sweep.sweep.pruner
+    if kind == "asha":
+        return SuccessiveHalvingPruner(min_resource=first_evaluation(sweep))
+    if kind == "median":
+        return MedianPruner()
+    return NopPruner()
+
+
+def trial_count(sweep: SweepFile) -> int:
+    """How many trials the sweep runs: its `trials`, capped at the grid's size for a grid."""
+    if sweep.sweep.sampler != "grid":
+        return sweep.sweep.trials
+    return min(sweep.sweep.trials, math.prod(len(values) for values in grid(sweep.space).values()))
+
+
+def sweep_record(sweep: SweepFile) -> dict[str, Any]:
+    """The sweep file as JSON, in the file's own syntax (so `parse_sweep` reads it back)."""
+    space = {
+        dotted: list(dimension.values)
+        if isinstance(dimension, Choice)
+        else dimension.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for dotted, dimension in sweep.space.items()
+    }
+    return {
+        **sweep.base.model_dump(mode="json"),
+        "space": space,
+        "sweep": sweep.sweep.model_dump(mode="json"),
+    }
+
+
+def create_study(
+    sweep: SweepFile, sweep_id: str, kind: StudyStorage, settings: Settings
+) -> OpenStudy:
+    """A new study named by the sweep id, minimising the validation loss, its file recorded."""
+    import optuna
+
+    storage = _storage(kind, sweep_id, settings, create=True)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=sweep_id,
+        direction="minimize",
+        sampler=sampler(sweep),
+        pruner=pruner(sweep),
+    )
+    study.set_user_attr(names.STUDY_ATTR_SWEEP, sweep_record(sweep))
+    return OpenStudy(study, storage, sweep)
+
+
+def open_study(sweep_id: str, kind: StudyStorage, settings: Settings) -> OpenStudy:
+    """An existing sweep's study, with the sampler and pruner its own record describes."""
+    import optuna
+
+    storage = _storage(kind, sweep_id, settings, create=False)
+    try:
+        study_id = storage.get_study_id_from_name(sweep_id)
+    except KeyError:
+        raise SweepNotFoundError(f"sweep {sweep_id}: no such study in its storage") from None
+    sweep = parse_sweep(storage.get_study_user_attrs(study_id)[names.STUDY_ATTR_SWEEP])
+    study = optuna.load_study(
+        study_name=sweep_id, storage=storage, sampler=sampler(sweep), pruner=pruner(sweep)
+    )
+    return OpenStudy(study, storage, sweep)
+
+
+def trial_id(opened: OpenStudy, number: int) -> int:
+    """The storage's id of the study's trial `number` (KeyError when it has none)."""
+    storage = opened.storage
+    return storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(opened.study.study_name), number
+    )
+
+
+def trial_state(trial: FrozenTrial) -> TrialState:
+    """seqq's name for an Optuna trial's state (WAITING, never used by seqq, reads RUNNING)."""
+    name = trial.state.name
+    if name == "FAIL":
+        return TrialState.FAILED
+    return TrialState(name) if name in ("COMPLETE", "PRUNED") else TrialState.RUNNING
+
+
+def tell(study: Study, number: int, state: TrialState, value: float | None = None) -> None:
+    """End a trial in the study (COMPLETE with its value, PRUNED or FAILED); a trial already
+    ended stays as it is, so the worker and the driver may both tell it."""
+    from optuna.samplers import GridSampler
+    from optuna.trial import TrialState as OptunaState
+
+    ended = {
+        TrialState.COMPLETE: OptunaState.COMPLETE,
+        TrialState.PRUNED: OptunaState.PRUNED,
+        TrialState.FAILED: OptunaState.FAIL,
+    }
+    try:
+        study.tell(
+            number,
+            value if state == TrialState.COMPLETE else None,
+            state=ended[state],
+            skip_if_finished=True,
+        )
+    except RuntimeError:
+        # GridSampler calls study.stop() once the grid is used up, which raises outside
+        # study.optimize; Optuna has stored the trial's state by then (in a `finally`).
+        if not isinstance(study.sampler, GridSampler):
+            raise
