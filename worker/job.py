@@ -3,7 +3,9 @@
 It re-validates the spec, marks the MLflow run RUNNING with the worker's tags, resolves and
 preprocesses the data, builds the model, resumes from the newest checkpoint the job has,
 trains, and ends the run FINISHED, KILLED (cancelled) or FAILED with the reason in a tag.
-Whatever happens, the run is never left RUNNING by a job that returns or raises.
+Whatever happens, the run is never left RUNNING by a job that returns or raises. A job whose
+spec names a sweep trial also reports to that trial's study (`worker.trial`): it may be pruned
+(KILLED, tagged PRUNED), and its end is told to the study once the run has ended.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import ValidationError
@@ -32,16 +34,20 @@ from shared.errors import (
     LeaseLostError,
     SeqqError,
     SpecError,
+    TrialPrunedError,
 )
 from shared.settings import Settings, get_settings, usable_cores
 from shared.spec import TrainSpec, format_validation_error
-from shared.state import TERMINAL, JobState
+from shared.state import TERMINAL, JobState, TrialState
 from worker import checkpoint
 from worker.data import load_corpus
 from worker.dataset import fetch_dataset
 from worker.model import CharRNN
 from worker.tracking import RunLogger, configure_mlflow_env, is_permanent, with_retry
 from worker.train import Reporter, Trainer, resolve_device, resolve_precision
+
+if TYPE_CHECKING:
+    from worker.trial import TrialReporter
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +67,14 @@ class JobOutcome:
     device: str | None = None
     precision: str | None = None
     error: str | None = None
+    trial_state: str | None = None  # a sweep trial's end: COMPLETE, PRUNED or FAILED
 
     def as_dict(self) -> dict[str, Any]:
-        # JSON has no NaN/inf: send None instead.
+        # JSON has no NaN/inf: send None instead. A lone job's outcome has no trial key.
         return {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in asdict(self).items()
+            if k != "trial_state" or v is not None
         }
 
 
@@ -148,6 +156,7 @@ def run_job(
 
     logger: RunLogger | None = None
     trainer: Trainer | None = None
+    trial: TrialReporter | None = None
     outcome = JobOutcome(job_id, JobState.FAILED)
     try:
         try:
@@ -160,6 +169,10 @@ def run_job(
             raise SpecError(format_validation_error(exc)) from None
         if reporter.stop_reason() == "cancel":
             raise JobCancelledError("cancelled before it started")
+        if spec.trial is not None:
+            from worker.trial import TrialReporter  # optuna: only a trial's job pays for it
+
+            trial = TrialReporter.open(spec.trial, job_id, settings)
         configure_threads(settings)
         device = resolve_device(spec.device)
         precision = resolve_precision(spec.precision, device)
@@ -193,7 +206,7 @@ def run_job(
         logger.call(lambda: client.set_tag(job_id, names.TAG_NUM_PARAMS, n_params))
         ckpt_dir = settings.checkpoint_dir / job_id
         trainer = Trainer(
-            spec, corpus, model, device, precision, logger, reporter, ckpt_dir, resume
+            spec, corpus, model, device, precision, logger, reporter, ckpt_dir, resume, trial
         )
         trainer.submitted_at = run.info.start_time / 1000 if run.info.start_time else None
         result = trainer.run()
@@ -207,6 +220,10 @@ def run_job(
         outcome.status, outcome.error = JobState.KILLED, str(exc)
     except JobPreemptedError as exc:
         outcome.status, outcome.error = JobState.PREEMPTED, str(exc)
+    except TrialPrunedError:
+        # Stopped on purpose before its end, its checkpoint kept, like a cancel: KILLED (a
+        # FINISHED run promises a test loss and a final model). The tag says PRUNED.
+        outcome.status = JobState.KILLED
     except LeaseLostError:
         outcome.status = JobState.STOOD_DOWN
     except SeqqError as exc:
@@ -220,7 +237,7 @@ def run_job(
     finally:
         if trainer is not None:
             outcome.step = trainer.step
-        _finish(client, job_id, logger, outcome, settings)
+        _finish(client, job_id, logger, outcome, settings, trial)
     return outcome
 
 
@@ -252,9 +269,15 @@ def _logged_until(client: Any, run: Any) -> dict[str, int]:
 
 
 def _finish(
-    client: Any, job_id: str, logger: RunLogger | None, outcome: JobOutcome, settings: Settings
+    client: Any,
+    job_id: str,
+    logger: RunLogger | None,
+    outcome: JobOutcome,
+    settings: Settings,
+    trial: TrialReporter | None = None,
 ) -> None:
-    """Deliver everything queued, then end the run with its status (and reason)."""
+    """Deliver everything queued, then end the run with its status (and reason); then tell a
+    trial's study how it ended (MLflow first: see `worker.trial`)."""
     if outcome.status == JobState.STOOD_DOWN:
         if logger is not None:
             logger.discard()  # another worker owns the run now: send nothing more
@@ -270,6 +293,18 @@ def _finish(
         with_retry(client.set_tag, job_id, names.TAG_ERROR, outcome.error[:5000])
     if outcome.step:
         with_retry(client.set_tag, job_id, names.TAG_STEPS, str(outcome.step))
+    state = trial.ending(outcome.status) if trial is not None else None
+    if trial is not None and state is not None:
+        with_retry(client.set_tag, job_id, names.TAG_TRIAL_STATE, state.value)
+        if state == TrialState.PRUNED:
+            pruned = str(trial.pruned_step)
+            with_retry(client.set_tag, job_id, names.TAG_TRIAL_PRUNED_STEP, pruned)
     with_retry(client.set_terminated, job_id, outcome.status)
+    if trial is not None and state is not None:
+        try:
+            trial.end(state, outcome.best_val_loss, outcome.error)
+            outcome.trial_state = state.value
+        except Exception:  # the run is the record; whoever drives the sweep reconciles
+            log.exception("job %s: could not tell its study that the trial ended", job_id)
     # Every checkpoint is in MLflow now; the worker's local copies are no longer needed.
     shutil.rmtree(settings.checkpoint_dir / job_id, ignore_errors=True)

@@ -4,7 +4,8 @@ Each step samples a batch determined by (seed, step), runs forward/backward unde
 precision, clips and steps. The loss stays on the device and is read back only when it is
 logged; evaluation, sampling and checkpointing run only at their intervals; metrics and
 uploads are queued to the background `RunLogger`. Evaluation is always fp32 on fixed windows,
-so validation losses compare across precisions, resumes and models.
+so validation losses compare across precisions, resumes and models. A sweep's trial reports
+each validation loss to its study and, at each evaluation inside the loop, may be pruned.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from shared import names
-from shared.errors import JobCancelledError, JobPreemptedError, LeaseLostError, TrainingError
+from shared.errors import (
+    JobCancelledError,
+    JobPreemptedError,
+    LeaseLostError,
+    TrainingError,
+    TrialPrunedError,
+)
 from shared.spec import OptimSpec, TrainSpec
 from worker import checkpoint
 from worker.data import Corpus, eval_windows, sample_batch
@@ -38,6 +45,15 @@ class Reporter(Protocol):
 
     def stop_reason(self) -> str | None:
         """None to go on; "cancel", "preempt" (worker shutting down) or "lease-lost"."""
+
+
+class Pruning(Protocol):
+    """Where a sweep's trial reports its validation losses and learns whether to stop early
+    (`worker.trial.TrialReporter`)."""
+
+    def report(self, step: int, value: float) -> None: ...
+
+    def should_prune(self) -> bool: ...
 
 
 @dataclass
@@ -120,6 +136,7 @@ class Trainer:
         reporter: Reporter,
         checkpoint_dir: Path,
         resume: dict[str, Any] | None = None,
+        trial: Pruning | None = None,
     ) -> None:
         self.spec = spec
         self.corpus = corpus
@@ -129,6 +146,7 @@ class Trainer:
         self.logger = logger
         self.reporter = reporter
         self.checkpoint_dir = checkpoint_dir
+        self.trial = trial
         self.optimizer = torch.optim.AdamW(
             model.parameters(),
             lr=spec.optim.lr,
@@ -234,6 +252,8 @@ class Trainer:
                 )
             if step % spec.run.eval_every == 0 and not last:
                 self._evaluate(step)
+                if self.trial is not None and self.trial.should_prune():
+                    self._stop("prune", self.elapsed_before + time.monotonic() - started)
             if step % spec.run.sample_every == 0 and not last:
                 self._sample(step)
             if ckpt_now and not last:
@@ -267,10 +287,13 @@ class Trainer:
         )
 
     def _stop(self, reason: str, elapsed: float) -> None:
-        """Leave the loop for `reason`: keep a checkpoint unless another worker owns the job."""
+        """Leave the loop for `reason` (a stop reason, or "prune"): keep a checkpoint unless
+        another worker owns the job."""
         if reason == "lease-lost":
             raise LeaseLostError("another worker holds this job's lease")
         self._checkpoint(names.checkpoint_dir_name(self.step), elapsed)
+        if reason == "prune":
+            raise TrialPrunedError(self.step)
         if reason == "preempt":
             raise JobPreemptedError(f"worker shutting down at step {self.step}")
         raise JobCancelledError(f"cancelled by request at step {self.step}")
@@ -309,6 +332,8 @@ class Trainer:
             },
             step,
         )
+        if self.trial is not None:
+            self.trial.report(step, val)
         return val
 
     def elapsed(self) -> float:

@@ -1,0 +1,206 @@
+"""Tests for worker/trial.py: a trial's job reports to its study, is pruned, and tells it how
+it ended. The first tests drive the reporter against a real journal study; the last two train a
+tiny model through the real job function (torch, MLflow SQLite)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from shared import names
+from shared.errors import TrainingError
+from shared.settings import Settings
+from shared.space import SweepFile, distributions, parse_sweep, trial_spec
+from shared.spec import TrialRef
+from shared.state import JobState, TrialState
+from shared.study import OpenStudy, create_study, open_study, tell, trial_id, trial_state
+from worker.trial import TrialReporter
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+JOB_ID = "f" * 32
+TINY = {
+    "model": {"hidden_size": 16, "num_layers": 1, "embedding_dim": 8},
+    "data": {"seq_len": 32},
+    "optim": {"batch_size": 8, "max_steps": 40, "warmup_steps": 5},
+    "run": {"eval_every": 10, "eval_batches": 2, "sample_every": 100, "checkpoint_every": 100},
+    "sample": {"length": 20},
+    "device": "cpu",
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", mlflow_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def _sweep(**base: Any) -> SweepFile:
+    raw = {**TINY, **base, "space": {"optim.lr": [0.01, 0.003]}, "sweep": {"pruner": "asha"}}
+    return parse_sweep(raw)
+
+
+def _with_a_leader(settings: Settings, sweep: SweepFile | None = None) -> OpenStudy:
+    """A study whose trial 0 completed with losses no tiny model reaches, and a running trial 1."""
+    opened = create_study(sweep or _sweep(), "sweep-1", "file", settings)
+    leader = opened.study.ask(distributions(opened.sweep.space))
+    for step in (0, 10, 20, 30, 40):
+        leader.report(0.1, step)
+        assert not leader.should_prune()  # as its job asks: ASHA records each rung it passes
+    tell(opened.study, leader.number, TrialState.COMPLETE, 0.1)
+    opened.study.ask(distributions(opened.sweep.space))
+    return opened
+
+
+def _ref(number: int = 1) -> TrialRef:
+    return TrialRef(sweep="sweep-1", number=number, storage="file")
+
+
+def _trial(opened: OpenStudy, number: int = 1) -> optuna.trial.FrozenTrial:
+    return opened.study.get_trials()[number]
+
+
+def test_reporting_skips_the_steps_the_study_already_holds_after_a_resume(
+    settings: Settings,
+) -> None:
+    opened = _with_a_leader(settings)
+    before = optuna.trial.Trial(opened.study, trial_id(opened, 1))
+    before.report(4.0, 0)
+    before.report(3.5, 10)  # reported, then the worker died
+
+    reporter = TrialReporter.open(_ref(), JOB_ID, settings)
+    reporter.report(10, 3.4)  # the resumed job evaluates step 10 again
+    reporter.report(20, 3.0)
+
+    trial = _trial(open_study("sweep-1", "file", settings))
+    assert trial.intermediate_values == {0: 4.0, 10: 3.5, 20: 3.0}
+    assert trial.user_attrs[names.TRIAL_ATTR_RUN_ID] == JOB_ID
+
+
+def test_a_trial_behind_the_leader_at_an_evaluation_is_pruned_there_and_ends_pruned(
+    settings: Settings,
+) -> None:
+    _with_a_leader(settings)
+    reporter = TrialReporter.open(_ref(), JOB_ID, settings)
+    reporter.report(0, 4.0)
+    assert not reporter.should_prune()  # step 0 is before ASHA's first rung
+    reporter.report(10, 3.0)
+    assert reporter.should_prune()
+    assert reporter.pruned_step == 10
+    assert reporter.ending(JobState.KILLED) == TrialState.PRUNED
+
+    reporter.end(TrialState.PRUNED, None, None)
+    assert trial_state(_trial(open_study("sweep-1", "file", settings))) == TrialState.PRUNED
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        (JobState.FINISHED, TrialState.COMPLETE),
+        (JobState.FAILED, TrialState.FAILED),
+        (JobState.KILLED, TrialState.FAILED),  # cancelled or Ctrl-C, not pruned
+        (JobState.PREEMPTED, None),  # goes on on another worker
+        (JobState.STOOD_DOWN, None),  # another copy owns the run
+    ],
+)
+def test_a_jobs_end_means_one_trial_state_or_none_while_the_trial_goes_on(
+    settings: Settings, status: JobState, state: TrialState | None
+) -> None:
+    _with_a_leader(settings)
+    assert TrialReporter.open(_ref(), JOB_ID, settings).ending(status) == state
+
+
+def test_a_completed_trial_holds_its_best_loss_and_a_failed_one_its_reason(
+    settings: Settings,
+) -> None:
+    opened = _with_a_leader(settings)
+    TrialReporter.open(_ref(), JOB_ID, settings).end(TrialState.COMPLETE, 1.25, None)
+    opened.study.ask(distributions(opened.sweep.space))
+    TrialReporter.open(_ref(2), JOB_ID, settings).end(TrialState.FAILED, None, "loss became nan")
+
+    trials = open_study("sweep-1", "file", settings).study.get_trials()
+    assert trial_state(trials[1]) == TrialState.COMPLETE and trials[1].value == 1.25
+    assert trial_state(trials[2]) == TrialState.FAILED
+    assert trials[2].user_attrs[names.TRIAL_ATTR_ERROR] == "loss became nan"
+
+
+def test_a_trial_that_already_ended_is_not_trained_again(settings: Settings) -> None:
+    _with_a_leader(settings)
+    with pytest.raises(TrainingError, match="already ended COMPLETE"):
+        TrialReporter.open(_ref(0), JOB_ID, settings)
+    with pytest.raises(TrainingError, match="has no trial 7"):
+        TrialReporter.open(_ref(7), JOB_ID, settings)
+
+
+class NeverStop:
+    def progress(self, info: dict[str, Any]) -> None:
+        pass
+
+    def stop_reason(self) -> None:
+        return None
+
+
+def _train(settings: Settings, opened: OpenStudy, corpus: Path, number: int = 1) -> Any:
+    """Trial `number`'s spec trained here, through `seqq run`'s path (a child of no parent)."""
+    from scheduler.jobs import run_here
+
+    base = opened.sweep.base.model_copy(
+        update={"data": opened.sweep.base.data.model_copy(update={"dataset": str(corpus)})}
+    )
+    spec = trial_spec(base, _trial(opened, number).params, _ref(number))
+    outcome, _ = run_here(spec, settings, NeverStop(), run_name=f"trial-{number}")
+    return outcome
+
+
+@pytest.fixture
+def corpus(text_file: Any) -> Path:
+    return text_file("".join(f"line {i}: the quick brown fox jumps.\n" for i in range(600)))
+
+
+def test_a_pruned_job_keeps_its_checkpoint_ends_killed_tagged_pruned_and_the_study_agrees(
+    settings: Settings, corpus: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    opened = _with_a_leader(settings)
+    outcome = _train(settings, opened, corpus)
+
+    assert outcome.status == JobState.KILLED and outcome.trial_state == "PRUNED"
+    assert outcome.step == 10 and outcome.error is None
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(outcome.job_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags[names.TAG_TRIAL_STATE] == "PRUNED"
+    assert run.data.tags[names.TAG_TRIAL_PRUNED_STEP] == "10"
+    assert run.data.tags[names.TAG_SWEEP_ID] == "sweep-1"
+    assert run.data.tags[names.TAG_TRIAL_NUMBER] == "1"
+    saved = client.list_artifacts(outcome.job_id, names.ARTIFACT_CHECKPOINTS)
+    assert [a.path for a in saved] == [f"{names.ARTIFACT_CHECKPOINTS}/step-00000010"]
+    trial = _trial(open_study("sweep-1", "file", settings))
+    assert trial_state(trial) == TrialState.PRUNED
+    history = client.get_metric_history(outcome.job_id, names.METRIC_VAL_LOSS)
+    assert {m.step: m.value for m in history} == trial.intermediate_values
+
+
+def test_a_finished_trial_completes_with_its_runs_best_validation_loss(
+    settings: Settings, corpus: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    opened = create_study(_sweep(), "sweep-1", "file", settings)
+    opened.study.ask(distributions(opened.sweep.space))
+    outcome = _train(settings, opened, corpus, number=0)
+
+    assert outcome.status == JobState.FINISHED and outcome.trial_state == "COMPLETE"
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(outcome.job_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[names.TAG_TRIAL_STATE] == "COMPLETE"
+    assert names.TAG_TRIAL_PRUNED_STEP not in run.data.tags
+    history = client.get_metric_history(outcome.job_id, names.METRIC_VAL_LOSS)
+    trial = _trial(open_study("sweep-1", "file", settings), 0)
+    assert trial.value == min(m.value for m in history) == outcome.best_val_loss
+    assert set(trial.intermediate_values) == {0, 10, 20, 30, 40}
+    assert run.data.params["optim.lr"] == str(trial.params["optim.lr"])

@@ -1,0 +1,91 @@
+"""A trial's side of its sweep: report each evaluation to the study, relay the pruner's
+decision, and tell the study how the trial ended.
+
+`run_job` opens one when the spec carries a `TrialRef`. The training loop reports every
+validation loss at its step and, at each evaluation inside the loop, asks whether to prune;
+"pruned" then ends the job through the same path as cancel and preempt (`TrialPrunedError`:
+checkpoint kept, run closed). After a resume, the steps the study already holds are not reported
+again. A job's end is recorded in MLflow first (the trial-state tag) and told to the study
+second: a crash between the two leaves a study trial RUNNING whose ended run says what it
+became, never a study ahead of the record.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared import names
+from shared.errors import TrainingError
+from shared.settings import Settings
+from shared.spec import TrialRef
+from shared.state import JobState, TrialState
+from shared.study import OpenStudy, open_study, tell, trial_id
+
+if TYPE_CHECKING:
+    from optuna.trial import Trial
+
+
+class TrialReporter:
+    """One running study trial, as the job that trains it sees it."""
+
+    def __init__(self, opened: OpenStudy, ref: TrialRef, trial: Trial, reported: set[int]):
+        self.opened = opened
+        self.ref = ref
+        self.trial = trial
+        self.reported = reported  # steps whose value the study holds
+        self.step: int | None = None  # the last evaluation's step
+        self.pruned_step: int | None = None
+
+    @classmethod
+    def open(cls, ref: TrialRef, job_id: str, settings: Settings) -> TrialReporter:
+        """The trial `ref` names, which must still be running; it learns its run (job id)."""
+        from optuna.trial import Trial
+
+        opened = open_study(ref.sweep, ref.storage, settings)
+        try:
+            number_id = trial_id(opened, ref.number)
+        except KeyError:
+            raise TrainingError(f"sweep {ref.sweep} has no trial {ref.number}") from None
+        frozen = opened.storage.get_trial(number_id)
+        if frozen.state.is_finished():
+            raise TrainingError(
+                f"trial {ref.number} of sweep {ref.sweep} already ended {frozen.state.name}; "
+                "a trial trains once (remove `trial` from the spec to train it alone)"
+            )
+        trial = Trial(opened.study, number_id)
+        trial.set_user_attr(names.TRIAL_ATTR_RUN_ID, job_id)
+        return cls(opened, ref, trial, set(frozen.intermediate_values))
+
+    def report(self, step: int, value: float) -> None:
+        """Give the study the validation loss at `step`, unless it already has that step."""
+        self.step = step
+        if step in self.reported:
+            return
+        self.trial.report(value, step)
+        self.reported.add(step)
+
+    def should_prune(self) -> bool:
+        """The study's pruner's word on the values reported so far."""
+        if self.trial.should_prune():
+            self.pruned_step = self.step
+            return True
+        return False
+
+    def ending(self, status: JobState) -> TrialState | None:
+        """The trial state a job's end means; None when the job goes on (preempted, or another
+        copy of it owns the run)."""
+        if status == JobState.FINISHED:
+            return TrialState.COMPLETE
+        if status == JobState.KILLED and self.pruned_step is not None:
+            return TrialState.PRUNED
+        if status in (JobState.FAILED, JobState.KILLED):  # an error, a cancel, a Ctrl-C
+            return TrialState.FAILED
+        return None
+
+    def end(self, state: TrialState, best_val_loss: float | None, error: str | None) -> None:
+        """Tell the study: COMPLETE with the best validation loss, PRUNED, or FAILED (why)."""
+        if state == TrialState.FAILED and error:
+            self.trial.set_user_attr(names.TRIAL_ATTR_ERROR, error[:2000])
+        if state == TrialState.COMPLETE and best_val_loss is None:
+            state = TrialState.FAILED  # nothing to rank it by (cannot happen after training)
+        tell(self.opened.study, self.ref.number, state, best_val_loss)
