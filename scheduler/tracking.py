@@ -203,6 +203,9 @@ def create_job_run(
         **spec.run.tags,
         **(extra_tags or {}),
     }
+    if spec.trial is not None:  # a sweep's trial: found by its sweep and number
+        tags[names.TAG_SWEEP_ID] = spec.trial.sweep
+        tags[names.TAG_TRIAL_NUMBER] = str(spec.trial.number)
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment_id, run_name=run_name or spec.run.name, tags=tags)
