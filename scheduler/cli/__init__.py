@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from scheduler.cli import cluster, compare, control, jobs, sample, train, worker
+from scheduler.cli import cluster, compare, control, jobs, sample, sweep, train, worker
 
 app = typer.Typer(
     name="seqq",
@@ -27,6 +27,7 @@ app = typer.Typer(
 train.register(app)
 jobs.register(app)
 compare.register(app)
+sweep.register(app)
 sample.register(app)
 worker.register(app)
 control.register(app)

@@ -259,6 +259,40 @@ def comparison_view(comparison: Comparison) -> Group:
     return Group(*parts)
 
 
+def show_sweep(record: dict[str, Any], out: Console | None = None) -> None:
+    """`seqq sweep`'s screen: a row per trial (its sampled values in their own columns), then
+    the best trial and where the curves are."""
+    searched = sorted({key for row in record["trials"] for key in row["values"]})
+    table = frameless_table(title=f"sweep {record['sweep_id']}  {record['status']}")
+    for header in ("trial", "state", *searched, "best val", "steps", "pruned at"):
+        table.add_column(header, justify="left" if header == "state" else "right")
+    colours = {"COMPLETE": "green", "PRUNED": "yellow", "FAILED": "red", "RUNNING": "cyan"}
+    for row in record["trials"]:
+        colour = colours.get(row["state"], "white")
+        table.add_row(
+            str(row["number"]),
+            f"[{colour}]{row['state']}[/]",
+            *(_value(row["values"].get(key)) for key in searched),
+            fmt(row["best_val_loss"], 4),
+            fmt(row["steps"]),
+            fmt(row["pruned_step"]),
+        )
+    show(table, out)
+    best = record["best"]
+    line = "no trial completed"
+    if best:
+        line = (
+            f"best: trial {best['number']}, val loss {fmt(best['value'], 4)}, run {best['run_id']}"
+        )
+    (out or console).print(line, soft_wrap=True, markup=False)
+    (out or console).print(f"loss curves: {record['url']}", soft_wrap=True, markup=False)
+
+
+def _value(value: Any) -> str:
+    """A sampled value, short: 4 significant digits for a float."""
+    return f"{value:.4g}" if isinstance(value, float) else fmt(value)
+
+
 def follow(jobs: dict[str, str], app: Any, client: Any, poll_s: float = 0.5) -> dict[str, str]:
     """Live bars for queued jobs (label -> job id) until MLflow has each one ended.
 
