@@ -15,6 +15,7 @@ Optuna is imported inside the functions, as in `shared.space`.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -55,7 +56,9 @@ def _storage(kind: StudyStorage, sweep_id: str, settings: Settings, create: bool
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # seqq prints its own lines
     if kind == "redis":
         prefix = names.sweep_journal_prefix(sweep_id)
-        return JournalStorage(JournalRedisBackend(settings.broker_url, prefix=prefix))
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.1; pyproject caps it <6
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return JournalStorage(JournalRedisBackend(settings.broker_url, prefix=prefix))
     path = journal_path(sweep_id, settings)
     if not create and not path.exists():  # the backend would create an empty journal
         raise SweepNotFoundError(f"sweep {sweep_id}: no study journal at {path}")

@@ -266,3 +266,15 @@ def test_sweep_status_of_an_unknown_sweep_is_one_line_with_exit_4(tmp_path: Path
     done = seqq(["sweep", "status", "0" * 32], env)
     assert done.returncode == 4, done.stderr
     assert "no such sweep" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_sweep_command_and_driver_import_neither_optuna_torch_nor_mlflow() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, scheduler.cli.sweep, scheduler.sweep, shared.study\n"
+        "print(sorted({'optuna', 'torch', 'mlflow'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
