@@ -5,6 +5,7 @@ tiny model through the real job function (torch, MLflow SQLite)."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,11 @@ def test_reporting_skips_the_steps_the_study_already_holds_after_a_resume(
     before.report(3.5, 10)  # reported, then the worker died
 
     reporter = TrialReporter.open(_ref(), JOB_ID, settings)
-    reporter.report(10, 3.4)  # the resumed job evaluates step 10 again
-    reporter.report(20, 3.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reporter.report(10, 3.4)  # the resumed job evaluates step 10 again
+        reporter.report(20, 3.0)
+    assert not caught  # Optuna was not asked (it would warn and keep the first value)
 
     trial = _trial(open_study("sweep-1", "file", settings))
     assert trial.intermediate_values == {0: 4.0, 10: 3.5, 20: 3.0}
@@ -204,3 +208,60 @@ def test_a_finished_trial_completes_with_its_runs_best_validation_loss(
     assert trial.value == min(m.value for m in history) == outcome.best_val_loss
     assert set(trial.intermediate_values) == {0, 10, 20, 30, 40}
     assert run.data.params["optim.lr"] == str(trial.params["optim.lr"])
+
+
+class PreemptAt:
+    """The worker shuts down when the loop reaches `step` (SIGTERM: checkpoint, hand back)."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.calls = step, 0
+
+    def progress(self, info: dict[str, Any]) -> None:
+        pass
+
+    def stop_reason(self) -> str | None:
+        self.calls += 1
+        return "preempt" if self.calls > self.step else None
+
+
+def test_a_trial_resumed_from_an_older_checkpoint_reports_no_step_twice_and_completes_once(
+    settings: Settings, corpus: Path
+) -> None:
+    import json
+    import shutil
+    from urllib.parse import urlparse
+
+    from mlflow import MlflowClient
+
+    from scheduler.jobs import run_here
+    from worker.job import run_job
+
+    sweep = _sweep(run={**TINY["run"], "checkpoint_every": 20}, data={"dataset": str(corpus)})
+    opened = create_study(sweep, "sweep-1", "file", settings)
+    opened.study.ask(distributions(sweep.space))
+    spec = trial_spec(sweep.base, _trial(opened, 0).params, _ref(0))
+    first, _ = run_here(spec, settings, PreemptAt(35), run_name="trial-0")
+    assert first.status == JobState.PREEMPTED and first.trial_state is None
+    assert 30 < first.step < 40  # evaluated and reported at 30, checkpointed at 20
+    assert trial_state(_trial(open_study("sweep-1", "file", settings), 0)) == TrialState.RUNNING
+
+    # The worker died instead: its last checkpoint never reached anyone.
+    client = MlflowClient(settings.tracking_uri)
+    artifacts = Path(urlparse(client.get_run(first.job_id).info.artifact_uri).path)
+    for root in (artifacts / names.ARTIFACT_CHECKPOINTS, settings.checkpoint_dir / first.job_id):
+        shutil.rmtree(root / names.checkpoint_dir_name(first.step))
+    wire = json.loads(
+        Path(client.download_artifacts(first.job_id, names.ARTIFACT_SPEC)).read_text()
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = run_job(first.job_id, wire, NeverStop(), settings)  # resumes from step 20
+
+    assert again.status == JobState.FINISHED and again.trial_state == "COMPLETE"
+    assert not [w for w in caught if "already reported" in str(w.message)]
+    trial = _trial(open_study("sweep-1", "file", settings), 0)
+    assert set(trial.intermediate_values) == {0, 10, 20, 30, 40}
+    assert client.get_run(first.job_id).data.tags[names.TAG_RESUMES] == "1"
+    history = client.get_metric_history(first.job_id, names.METRIC_VAL_LOSS)
+    assert sorted(m.step for m in history) == [0, 10, 20, 30, 40]
+    assert trial.value == min(m.value for m in history)
