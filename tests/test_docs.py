@@ -69,3 +69,13 @@ def test_every_measured_table_in_the_docs_is_the_one_its_benchmark_json_draws() 
     assert blocks, "docs/PERFORMANCE.md has no table drawn from a benchmark's JSON"
     for path, written, drawn in blocks:
         assert written == drawn, f"{path}: redraw with tests/bench/render.py --update"
+
+
+def test_the_readme_sweep_file_is_a_valid_sweep_file() -> None:
+    from shared.space import parse_sweep
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in _code_blocks(readme, "yaml") if b.startswith("# sweep.yaml")]
+    assert len(blocks) == 1, "expected one sweep file in README.md"
+    sweep = parse_sweep(yaml.safe_load(blocks[0]))
+    assert sweep.sweep.trials == 32 and "optim.lr" in sweep.space
