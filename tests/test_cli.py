@@ -137,6 +137,19 @@ def test_submit_reports_every_bad_field_at_once(env: dict[str, str]) -> None:
         assert field in line
 
 
+def test_a_trials_spec_file_reruns_as_a_lone_job(tmp_path: Path) -> None:
+    from scheduler.cli.options import SPEC_FILE_PARAM, SpecFlags, param_name
+
+    trial = TrainSpec.model_validate(
+        {"model": {"hidden_size": 32}, "trial": {"sweep": "s1", "number": 3, "storage": "file"}}
+    )
+    path = tmp_path / "spec.json"
+    path.write_text(trial.model_dump_json(), encoding="utf-8")
+    no_flags = {param_name(decls): None for _, decls in SPEC_FLAGS}
+    spec = SpecFlags({**no_flags, SPEC_FILE_PARAM: path}).build()
+    assert spec.trial is None and spec.model.hidden_size == 32
+
+
 def test_spec_file_with_unknown_key_is_rejected(env: dict[str, str], tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text("model:\n  cell: lstm\n  hiden_size: 3\n")

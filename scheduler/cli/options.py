@@ -137,6 +137,9 @@ class SpecFlags:
 
         path = self.values.get(SPEC_FILE_PARAM)
         raw = load_spec_file(path) if path is not None else {}
+        # A trial's spec.json names its study trial; given to run, submit or compare it is a
+        # lone job again (that trial has ended: reporting to it would fail the job).
+        raw.pop("trial", None)
         overrides = {dotted: self.values[param_name(decls)] for dotted, decls in SPEC_FLAGS}
         overrides.update(extra or {})
         return build_spec(raw, overrides)
