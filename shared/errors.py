@@ -64,6 +64,12 @@ class SweepNotFoundError(SeqqError):
     exit_code = 4
 
 
+class ModelNotFoundError(SeqqError):
+    """Raised when a `models:/NAME/VERSION` (or `@ALIAS`) names no version in the Model Registry."""
+
+    exit_code = 4
+
+
 class LeaseLostError(SeqqError):
     """Raised inside a job when another worker holds its lease; this copy stops silently."""
 

@@ -77,6 +77,11 @@ TAG_TRIAL_NUMBER = "seqq.trial.number"
 TAG_TRIAL_STATE = "seqq.trial.state"  # shared.state.TrialState, set as the trial's job ends
 TAG_TRIAL_PRUNED_STEP = "seqq.trial.pruned_step"  # the evaluation at which it was pruned
 KIND_SWEEP = "sweep"  # the seqq.kind of a sweep's parent run
+# A registered model version (`seqq sweep --register`) carries TAG_SWEEP_ID, TAG_SWEEP_BEST_TRIAL
+# and its validation loss; the parent run names the version it registered.
+TAG_MODEL_VAL_LOSS = "seqq.sweep.best_val_loss"
+TAG_SWEEP_REGISTERED = "seqq.sweep.registered"  # on the parent run: models:/NAME/VERSION
+MODELS_URI_SCHEME = "models:/"  # MLflow's Model Registry URIs: models:/NAME/VERSION, @ALIAS
 
 # MLflow metric keys. Shared by every model so the UI overlays runs' curves.
 METRIC_TRAIN_LOSS = "train_loss"

@@ -60,6 +60,18 @@ def generate_text(
     return prompt + vocab.decode(new)
 
 
+def sample_file(
+    path: Path,
+    prompt: str | None,
+    length: int,
+    temperature: float,
+    top_k: int | None,
+    seed: int,
+) -> str:
+    """Generate from a checkpoint file already fetched (a registered model version's)."""
+    return generate_text(checkpoint.load(path), prompt, length, temperature, top_k, seed)
+
+
 def sample_run(
     client: Any,
     run_id: str,

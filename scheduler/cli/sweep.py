@@ -43,6 +43,14 @@ def sweep(
     trials: Annotated[int | None, typer.Option("--trials", help=_setting("trials"))] = None,
     sampler: Annotated[str | None, typer.Option("--sampler", help=_setting("sampler"))] = None,
     pruner: Annotated[str | None, typer.Option("--pruner", help=_setting("pruner"))] = None,
+    register_as: Annotated[
+        str | None,
+        typer.Option(
+            "--register",
+            help="Register the best trial's final checkpoint in MLflow's Model Registry under "
+            "this name (a new version each sweep); `seqq sample models:/NAME/VERSION` uses it.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Search the spec space of a sweep file: Optuna samples each trial's spec and prunes the
@@ -69,6 +77,7 @@ def sweep(
 
     * `seqq sweep -f sweep.yaml --local`
     * `seqq sweep -f sweep.yaml --local --trials 8 --sampler random --pruner median --json`
+    * `seqq sweep -f sweep.yaml --local --register shakespeare-lstm`
     * `seqq sweep status 3f2a...`
     """
     if ctx.invoked_subcommand is not None:
@@ -76,11 +85,14 @@ def sweep(
     if file is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
+    from scheduler import registry, tracking
     from scheduler import sweep as sweeps
     from scheduler.cli import display
     from shared.errors import SpecError
     from shared.settings import get_settings
 
+    if register_as is not None:
+        registry.check_name(register_as)  # refused before anything exists
     overrides = {"trials": trials, "sampler": sampler, "pruner": pruner}
     plan = sweeps.load(file, overrides)  # every problem in one line, before anything exists
     if not local:
@@ -96,7 +108,15 @@ def sweep(
             lambda spec, parent, name: _train(spec, parent, name, settings, progress),
         )
     record = sweeps.status(sweep_id, settings)
+    if register_as is not None:
+        client = tracking.tracking_client(settings)
+        record["registered"] = registry.register_best(client, register_as, sweep_id, record["best"])
+        if record["registered"] is None:
+            typer.echo(f"no trial completed: nothing registered as {register_as}", err=True)
     _print(record, json_out)
+    if not json_out and record.get("registered"):
+        found = record["registered"]
+        typer.echo(f"registered {found['name']} version {found['version']}: {found['uri']}")
     if record["status"] != "FINISHED":
         raise typer.Exit(1)
 
