@@ -157,10 +157,6 @@ def main() -> None:
         "help_median_s": round(help_s, 3),
         "rows": rows,
     }
-    if not args.json and not args.markdown:
-        from tests.bench.render import markdown
-
-        print(markdown(result), end="")
     common.emit(result, args)
 
 

@@ -83,7 +83,10 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         "--json", action="store_true", help="one JSON object on stdout (progress on stderr)"
     )
     parser.add_argument(
-        "--markdown", action="store_true", help="also print the result as the docs' Markdown table"
+        "--markdown",
+        action="store_true",
+        help="with --json, also print the docs' Markdown table (on stderr); without --json it "
+        "is always printed",
     )
     parser.add_argument(
         "--markdown-from",
@@ -104,9 +107,9 @@ def render_saved(args: argparse.Namespace) -> bool:
 
 
 def emit(result: dict[str, Any], args: argparse.Namespace) -> None:
-    """Write the result as the options ask: JSON on stdout, and/or its Markdown table (to stderr
-    when stdout carries the JSON, so `--json > FILE` stays one object)."""
-    if args.markdown:
+    """Write the result as the options ask: its Markdown table (always without `--json`; with
+    it only on `--markdown`, and to stderr, so `--json > FILE` stays one object), and the JSON."""
+    if args.markdown or not args.json:
         from tests.bench.render import markdown
 
         (sys.stderr if args.json else sys.stdout).write(markdown(result))

@@ -296,10 +296,6 @@ def main() -> None:
         console.print(f"[{time.monotonic() - started:6.1f}s] {message}", markup=False)
 
     result = measure(size, args.processes, args.data, say) | {"quick": bool(args.quick)}
-    if not args.markdown:
-        from tests.bench.render import markdown
-
-        console.print(markdown(result), markup=False)
     common.emit(result, args)
 
 

@@ -115,10 +115,6 @@ def main() -> None:
         "quick": bool(args.quick),
         "rows": rows,
     }
-    if not args.json and not args.markdown:
-        from tests.bench.render import markdown
-
-        print(markdown(result), end="")
     common.emit(result, args)
 
 

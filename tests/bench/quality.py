@@ -158,10 +158,6 @@ def main() -> None:
                     f"  step {point['step']:>6}  t {point['time_s']:>7.1f}s  "
                     f"val {point['val_loss']:.4f}"
                 )
-        if not args.markdown:
-            from tests.bench.render import markdown
-
-            print("\n" + markdown(result), end="")
     common.emit(result, args)
 
 

@@ -439,10 +439,6 @@ def main() -> None:
             if isinstance(value, float):
                 print(f"{key:36s} {value:.3f}")
     common.emit(result, args)
-    if not args.json and not args.markdown:
-        from tests.bench.render import markdown
-
-        print(markdown(result), end="")
 
 
 if __name__ == "__main__":

@@ -689,10 +689,6 @@ def main() -> None:
     # MLflow prints run links on stdout; with --json, stdout carries the JSON object alone.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         result = measure(plan, args.redo, args.data, say)
-    if not args.markdown:
-        from tests.bench.render import markdown
-
-        console.print(markdown(result), markup=False)
     common.emit(result, args)
 
 
