@@ -263,6 +263,15 @@ class Trainer:
                 )
 
         elapsed = self.elapsed_before + time.monotonic() - started
+        if loss_count:  # a time budget ended the loop between two logged steps
+            self.logger.metrics(
+                {
+                    names.METRIC_TRAIN_LOSS: float(loss_sum) / loss_count,
+                    names.METRIC_LR: lr,
+                    names.METRIC_ELAPSED: elapsed,
+                },
+                self.step,
+            )
         final_val = self._evaluate(self.step)
         self._sample(self.step)  # logged as artifacts; the result carries numbers only
         self._checkpoint(names.FINAL_CHECKPOINT, elapsed)

@@ -12,6 +12,7 @@ from tests.helpers import Service, free_port, seqq_json, start_mlflow_server, wa
 from tests.integration.conftest import start_worker
 from tests.integration.test_reliability import (
     MEDIUM,
+    TIMED,
     assert_clean_curves,
     celery,
     mlflow,
@@ -38,13 +39,15 @@ def test_a_redis_restart_mid_job_does_not_stop_the_job(env: dict[str, str], tmp_
     env = {**env, "SEQQ_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
     worker = start_worker(env, tmp_path)
     try:
-        job_id = seqq_json(["submit", *MEDIUM], env)["job_id"]
+        job_id = seqq_json(["submit", *TIMED], env)["job_id"]
         wait_for_step(celery(env), job_id, 40)
         redis.stop()
         redis.start()
         wait_for_port(port)
         assert wait_status(env, job_id) == "FINISHED", worker.log()
-        assert int(mlflow(env).get_run(job_id).data.tags[names.TAG_STEPS]) == 500
+        client = mlflow(env)
+        last_logged = client.get_metric_history(job_id, names.METRIC_TRAIN_LOSS)[-1].step
+        assert int(client.get_run(job_id).data.tags[names.TAG_STEPS]) == last_logged > 40
         assert_clean_curves(env, job_id)
     finally:
         worker.stop()
@@ -87,7 +90,7 @@ def test_a_whole_worker_killed_mid_job_is_reaped_and_resumed_elsewhere(
     from tests.helpers import SEQQ
 
     doomed = start_worker(env, tmp_path, "doomed")
-    job_id = seqq_json(["submit", *MEDIUM], env)["job_id"]
+    job_id = seqq_json(["submit", *TIMED], env)["job_id"]
     wait_for_step(celery(env), job_id, 60)
     os.killpg(doomed.proc.pid, signal.SIGKILL)  # the machine dies: main process and pool
     doomed.stop()

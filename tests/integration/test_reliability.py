@@ -48,6 +48,16 @@ MEDIUM = [
     "--lr",
     "0.01",
 ]
+# Runs for a fixed 15 s of training on any host (500 steps took 2.3 s on a fast day, too short
+# for a duplicate delivery to find the job still running).
+TIMED = [
+    *(
+        "1000000" if prev == "--max-steps" else arg
+        for prev, arg in zip(["", *MEDIUM[:-1]], MEDIUM, strict=True)
+    ),
+    "--time-budget",
+    "15s",
+]
 
 
 def mlflow(env: dict[str, str]) -> Any:
@@ -94,7 +104,8 @@ def assert_clean_curves(env: dict[str, str], job_id: str) -> None:
 
 
 def submit(env: dict[str, str], *args: str) -> str:
-    return str(seqq_json(["submit", *MEDIUM, *args], env)["job_id"])
+    """A job that is interrupted mid-way: 15 s of training, whatever the host's speed."""
+    return str(seqq_json(["submit", *TIMED, *args], env)["job_id"])
 
 
 def test_sigkill_of_the_training_process_resumes_in_the_same_run(
@@ -110,16 +121,23 @@ def test_sigkill_of_the_training_process_resumes_in_the_same_run(
     assert wait_status(env, job_id) == "FINISHED", worker.log()
     run = mlflow(env).get_run(job_id)
     assert int(run.data.tags[names.TAG_RESUMES]) >= 1
-    assert int(run.data.tags[names.TAG_STEPS]) == 500
+    last_logged = mlflow(env).get_metric_history(job_id, names.METRIC_TRAIN_LOSS)[-1].step
+    assert int(run.data.tags[names.TAG_STEPS]) == last_logged > 60
     assert_clean_curves(env, job_id)
     experiment_runs = mlflow(env).search_runs([run.info.experiment_id])
     assert [r.info.run_id for r in experiment_runs] == [job_id]
 
 
 def test_a_second_delivery_of_a_running_job_stands_down(
-    env: dict[str, str], worker: Worker, tmp_path: Path
+    env: dict[str, str], tmp_path: Path
 ) -> None:
+    # A lease long enough that a heartbeat delayed by a busy 2-core CI machine cannot lapse: with
+    # the suite's 3 s TTL, a 2 s stall of the holder let the duplicate take the job over, which is
+    # right for a dead holder but is not what this test is about.
+    env = {**env, "SEQQ_LEASE_TTL": "10"}
+    first = start_worker(env, tmp_path, "first")
     second = start_worker(env, tmp_path, "second")
+    logs = lambda: first.log() + second.log()  # noqa: E731
     try:
         app = celery(env)
         job_id = submit(env)
@@ -129,13 +147,16 @@ def test_a_second_delivery_of_a_running_job_stands_down(
         app.send_task(
             names.TASK_TRAIN, kwargs={"job_id": job_id, "spec": spec}, task_id=job_id, queue="cpu"
         )
-        logs = lambda: worker.log() + second.log()  # noqa: E731
-        wait_until(lambda: "stands down" in logs(), 60, "the duplicate to stand down")
+        try:
+            wait_until(lambda: "stands down" in logs(), 60, "the duplicate to stand down")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{logs()[-6000:]}") from None
         assert wait_status(env, job_id) == "FINISHED"
         run = mlflow(env).get_run(job_id)
         assert names.TAG_RESUMES not in run.data.tags, "no second trainer ever took the job over"
         assert_clean_curves(env, job_id)
     finally:
+        first.stop()
         second.stop()
 
 
@@ -198,7 +219,7 @@ def test_cancel_of_a_running_job_ends_it_killed_within_5_seconds_with_a_checkpoi
     client = mlflow(env)
     run = client.get_run(job_id)
     stopped = int(run.data.tags[names.TAG_STEPS])
-    assert 40 <= stopped < 500
+    assert 40 <= stopped < 1_000_000
     folders = [
         a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(job_id, names.ARTIFACT_CHECKPOINTS)
     ]
