@@ -16,7 +16,8 @@ from shared import names
 
 
 def live_workers(conn: Any) -> list[dict[str, Any]]:
-    """Every registered worker: name, host, GPU, queues, current job, jobs done, uptime."""
+    """Every registered worker: name, host, GPU, queues, job slots, current job, jobs done,
+    uptime."""
     now = time.time()
     out = []
     for key in conn.scan_iter(match=names.worker_key("*"), count=100):
@@ -30,6 +31,7 @@ def live_workers(conn: Any) -> list[dict[str, Any]]:
                 "host": raw.get("host", ""),
                 "gpu": raw.get("gpu") or None,
                 "queues": [q for q in raw.get("queues", "").split(",") if q],
+                "slots": int(raw.get("slots") or 1),
                 "job": raw.get("job") or None,
                 "jobs_done": int(raw.get("jobs_done") or 0),
                 "uptime_s": round(now - started, 1),

@@ -295,6 +295,10 @@ def cancel(job_id: str, settings: Settings) -> str:
     conn = redis_client(settings)
     client = tracking.tracking_client(settings)
     run = _get_run(client, job_id)
+    if run.data.tags.get(names.TAG_KIND) == names.KIND_SWEEP:
+        from scheduler import sweep_queue
+
+        return sweep_queue.cancel(job_id, settings)
     if run.info.status in TERMINAL:
         return f"job {job_id} already ended {run.info.status}"
     broker.request_cancel(conn, job_id)

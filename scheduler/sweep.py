@@ -60,7 +60,7 @@ def run_local(sweep: SweepFile, settings: Settings, train: TrainTrial) -> str:
     jobs.check_inputs(sweep.base, settings)  # every check before the parent run exists
     tracking.check_tracking(settings)
     client = tracking.tracking_client(settings)
-    sweep_id = _create_parent(client, sweep, "file", settings)
+    sweep_id = create_parent(client, sweep, "file", settings)
     try:
         opened = create_study(sweep, sweep_id, "file", settings)
     except BaseException:
@@ -77,19 +77,29 @@ def run_local(sweep: SweepFile, settings: Settings, train: TrainTrial) -> str:
     finally:
         try:
             for trial in opened.study.get_trials(deepcopy=False):  # one cut off mid-way
-                _settle(opened, trial.number, client, reason)
-            _summarize(client, sweep_id, opened)
+                settle(opened, trial.number, client, reason)
+            summarize(client, sweep_id, opened)
         finally:
             client.set_terminated(sweep_id, status)
     return sweep_id
 
 
-def _create_parent(client: Any, sweep: SweepFile, storage: StudyStorage, settings: Settings) -> str:
+def create_parent(
+    client: Any,
+    sweep: SweepFile,
+    storage: StudyStorage,
+    settings: Settings,
+    extra_tags: dict[str, str] | None = None,
+) -> str:
     """The parent run: the base spec (less the searched fields) and the space as params."""
     from mlflow.entities import Param, RunTag
 
     experiment_id = tracking.ensure_experiment(client, sweep.base.run.experiment, settings)
-    tags = {names.TAG_KIND: names.KIND_SWEEP, names.TAG_SWEEP_STORAGE: storage}
+    tags = {
+        names.TAG_KIND: names.KIND_SWEEP,
+        names.TAG_SWEEP_STORAGE: storage,
+        **(extra_tags or {}),
+    }
     run = client.create_run(
         experiment_id, run_name=sweep.base.run.name or "sweep", tags={**tags, **sweep.base.run.tags}
     )
@@ -122,21 +132,21 @@ def ask(opened: OpenStudy, sweep_id: str, storage: StudyStorage) -> tuple[int, T
 def _run_trials(opened: OpenStudy, sweep_id: str, train: TrainTrial, client: Any) -> None:
     """Ask, train and settle trials until the study holds the sweep's count of ended ones."""
     wanted = trial_count(opened.sweep)
-    while _ended(opened) < wanted:
+    while ended_count(opened) < wanted:
         number, spec = ask(opened, sweep_id, "file")
         if spec is not None:
             try:
                 train(spec, sweep_id, f"trial-{number}")
             except SeqqError as exc:  # refused before it trained (its data, its prompts)
-                _fail(opened, number, str(exc))
-        _settle(opened, number, client, "its job ended without telling the study")
+                fail_trial(opened, number, str(exc))
+        settle(opened, number, client, "its job ended without telling the study")
 
 
-def _ended(opened: OpenStudy) -> int:
+def ended_count(opened: OpenStudy) -> int:
     return sum(trial_state(t) in TRIAL_ENDED for t in opened.study.get_trials(deepcopy=False))
 
 
-def _fail(opened: OpenStudy, number: int, reason: str) -> None:
+def fail_trial(opened: OpenStudy, number: int, reason: str) -> None:
     """End a still-running trial FAILED with its reason."""
     if trial_state(_frozen(opened, number)) == TrialState.RUNNING:
         opened.storage.set_trial_user_attr(trial_id(opened, number), names.TRIAL_ATTR_ERROR, reason)
@@ -147,7 +157,7 @@ def _frozen(opened: OpenStudy, number: int) -> FrozenTrial:
     return opened.storage.get_trial(trial_id(opened, number))
 
 
-def _settle(opened: OpenStudy, number: int, client: Any, reason: str) -> None:
+def settle(opened: OpenStudy, number: int, client: Any, reason: str) -> None:
     """Make a trial its job left RUNNING in the study agree with its run: the run's trial-state
     tag when the job got that far (its value read back from the run), else FAILED for `reason`.
     """
@@ -165,7 +175,7 @@ def _settle(opened: OpenStudy, number: int, client: Any, reason: str) -> None:
         tell(opened.study, number, state, min(m.value for m in history))
         return
     if state == TrialState.FAILED:
-        _fail(opened, number, tags.get(names.TAG_ERROR) or reason)
+        fail_trial(opened, number, tags.get(names.TAG_ERROR) or reason)
         return
     tell(opened.study, number, state)
 
@@ -213,7 +223,7 @@ def _int(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-def _trial_runs(client: Any, parent: Any) -> list[Any]:
+def trial_runs(client: Any, parent: Any) -> list[Any]:
     where = (
         f"tags.`{names.TAG_SWEEP_ID}` = '{parent.info.run_id}' and tags.`{names.TAG_KIND}` = 'job'"
     )
@@ -236,16 +246,23 @@ def status(sweep_id: str, settings: Settings) -> dict[str, Any]:
     if kind not in get_args(StudyStorage):
         raise SweepNotFoundError(f"sweep {sweep_id}: its run does not say where its study is")
     opened = open_study(sweep_id, cast(StudyStorage, kind), settings)
-    record = describe(parent, opened, _trial_runs(client, parent))
+    record = describe(parent, opened, trial_runs(client, parent))
+    dispatch = opened.study.user_attrs.get(names.STUDY_ATTR_DISPATCH)
+    if dispatch is not None:  # a sweep on the queue
+        record["dispatch"] = {k: dispatch.get(k) for k in ("queue", "parallel", "register")}
+    if tags.get(names.TAG_ERROR):
+        record["error"] = tags[names.TAG_ERROR]
+    if tags.get(names.TAG_SWEEP_REGISTERED):
+        record["registered_uri"] = tags[names.TAG_SWEEP_REGISTERED]
     run_ids = [row["run_id"] for row in record["trials"] if row["run_id"]]
     record["url"] = tracking.curves_url(settings, record["experiment_id"], run_ids)
     return record
 
 
-def _summarize(client: Any, sweep_id: str, opened: OpenStudy) -> None:
+def summarize(client: Any, sweep_id: str, opened: OpenStudy) -> None:
     """The parent run's record of the sweep: the trials table, the best trial and its values."""
     parent = client.get_run(sweep_id)
-    record = describe(parent, opened, _trial_runs(client, parent))
+    record = describe(parent, opened, trial_runs(client, parent))
     searched = list(opened.sweep.space)
     table: dict[str, list[Any]] = {
         key: [row[key] for row in record["trials"]]

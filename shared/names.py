@@ -11,6 +11,7 @@ from __future__ import annotations
 TASK_TRAIN = "seqq.train"
 TASK_REAP = "seqq.reap"
 TASK_PING = "seqq.ping"
+TASK_SWEEP_ADVANCE = "seqq.sweep.advance"  # control queue: move a queue sweep on
 
 # Queues. Jobs route by the spec's device to `cpu` or `gpu`; a priority other than normal
 # adds a suffix (`gpu.high`, `cpu.low`). Workers drain high, then normal, then low.
@@ -117,6 +118,8 @@ FINAL_CHECKPOINT = "final"
 STUDY_ATTR_SWEEP = "seqq.sweep"  # the sweep file (base spec, space, settings) as JSON
 TRIAL_ATTR_RUN_ID = "seqq.run_id"  # the trial's MLflow run (= job id), set when it starts
 TRIAL_ATTR_ERROR = "seqq.error"  # why a FAILED trial failed
+TRIAL_ATTR_SENT = "seqq.sent"  # a queue sweep's trial: its job was handed to the broker
+STUDY_ATTR_DISPATCH = "seqq.dispatch"  # a queue sweep: queue, parallel, dataset, register
 
 # Celery custom state carrying live progress in its meta.
 STATE_PROGRESS = "PROGRESS"
@@ -146,6 +149,15 @@ SUSPECTS_KEY = f"{REDIS_PREFIX}reaper:suspects"  # job id -> when its lease was 
 def sweep_journal_prefix(sweep_id: str) -> str:
     """Redis key prefix of a sweep's study journal (Optuna's JournalRedisBackend adds `:...`)."""
     return f"{REDIS_PREFIX}sweep:{sweep_id}"
+
+
+SWEEPS_ACTIVE_KEY = f"{REDIS_PREFIX}sweeps:active"  # ids of queue sweeps not yet ended
+SCHEDULER_KEY = f"{REDIS_PREFIX}scheduler"  # set by a live `seqq scheduler`, with a TTL
+
+
+def sweep_lock_key(sweep_id: str) -> str:
+    """Redis lock held by whoever advances a queue sweep (one at a time)."""
+    return f"{REDIS_PREFIX}sweep-lock:{sweep_id}"
 
 
 def worker_key(name: str) -> str:

@@ -66,16 +66,23 @@ def _storage(kind: StudyStorage, sweep_id: str, settings: Settings, create: bool
     return JournalStorage(JournalFileBackend(str(path)))
 
 
-def sampler(sweep: SweepFile) -> BaseSampler:
-    """Optuna's sampler for the sweep's settings, seeded by `sweep.seed`."""
+def sampler(sweep: SweepFile, asked: int = 0) -> BaseSampler:
+    """Optuna's sampler for the sweep's settings, seeded by `sweep.seed` plus the trials the
+    study has already asked.
+
+    A sampler's random state lives in its process. A queue sweep asks each trial from a study
+    opened afresh (by whichever process advances it), so one fixed seed would draw the same
+    "random" values every time; seeding by the count keeps draws distinct and reproducible.
+    """
     from optuna.samplers import GridSampler, RandomSampler, TPESampler
 
     settings = sweep.sweep
+    seed = None if settings.seed is None else settings.seed + asked
     if settings.sampler == "grid":
-        return GridSampler(grid(sweep.space), seed=settings.seed)
+        return GridSampler(grid(sweep.space), seed=seed)
     if settings.sampler == "random":
-        return RandomSampler(seed=settings.seed)
-    return TPESampler(seed=settings.seed)
+        return RandomSampler(seed=seed)
+    return TPESampler(seed=seed)
 
 
 def first_evaluation(sweep: SweepFile) -> int:
@@ -152,8 +159,9 @@ def open_study(sweep_id: str, kind: StudyStorage, settings: Settings) -> OpenStu
     except KeyError:
         raise SweepNotFoundError(f"sweep {sweep_id}: no such study in its storage") from None
     sweep = parse_sweep(storage.get_study_user_attrs(study_id)[names.STUDY_ATTR_SWEEP])
+    asked = len(storage.get_all_trials(study_id, deepcopy=False))
     study = optuna.load_study(
-        study_name=sweep_id, storage=storage, sampler=sampler(sweep), pruner=pruner(sweep)
+        study_name=sweep_id, storage=storage, sampler=sampler(sweep, asked), pruner=pruner(sweep)
     )
     return OpenStudy(study, storage, sweep)
 

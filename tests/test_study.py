@@ -135,3 +135,25 @@ def test_an_unknown_sweep_is_not_found_with_exit_4_and_no_journal_is_left_behind
         open_study("nope", "file", settings)
     assert info.value.exit_code == 4
     assert not journal_path("nope", settings).exists()
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_trials_asked_each_from_a_freshly_opened_study_draw_distinct_reproducible_values(
+    settings: Settings, sampler: str
+) -> None:
+    # A queue sweep opens its study afresh for every ask; one fixed seed drew the same values
+    # for all six trials of a sweep until the seed counted the trials already asked.
+    def draws(name: str) -> list[Any]:
+        sweep = _sweep(SPACE, sampler=sampler, seed=3)
+        create_study(sweep, name, "file", settings)
+        values = []
+        for _ in range(4):
+            opened = open_study(name, "file", settings)
+            trial = opened.study.ask(distributions(sweep.space))
+            values.append(trial.params["optim.lr"])
+            opened.study.tell(trial, 1.0)
+        return values
+
+    first = draws(f"fresh-{sampler}-a")
+    assert len(set(first)) == 4
+    assert draws(f"fresh-{sampler}-b") == first

@@ -252,12 +252,20 @@ def test_a_bad_sweep_file_is_one_line_naming_the_field_exit_2_and_creates_nothin
     assert done.returncode == 2 and "sweep.sampler" in done.stderr
 
 
-def test_a_sweep_without_local_is_refused_until_queue_sweeps_exist(tmp_path: Path) -> None:
+def test_a_queue_sweep_without_a_broker_is_one_line_with_exit_3_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "sweep.yaml"
     path.write_text("space:\n  optim.lr: [0.01]\n")
-    env = base_env(tmp_path / "home", SEQQ_MLFLOW_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    env = base_env(
+        tmp_path / "home",
+        SEQQ_MLFLOW_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        SEQQ_BROKER_URL="redis://127.0.0.1:1/0",  # nothing listens on port 1
+    )
     done = seqq(["sweep", "-f", str(path)], env)
-    assert done.returncode == 2 and "--local" in done.stderr
+    assert done.returncode == 3, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "redis://127.0.0.1:1" in line
     assert not (tmp_path / "mlflow.db").exists()
 
 

@@ -180,9 +180,9 @@ def run_job(
         _start_run(client, run, outcome)
         resume_path = checkpoint.newest(client, job_id, settings.checkpoint_dir)
         resume = checkpoint.load(resume_path) if resume_path else None
-        logger = RunLogger(
-            client, job_id, logged_until=_logged_until(client, run) if resume else None
-        )
+        # Anything the run already logged (a resume, or a restart from scratch after a crash
+        # before the first checkpoint) is not logged again, so no curve has a step twice.
+        logger = RunLogger(client, job_id, logged_until=_logged_until(client, run))
         if resume is not None:
             resumes = int(run.data.tags.get(names.TAG_RESUMES, "0")) + 1
             logger.call(lambda: client.set_tag(job_id, names.TAG_RESUMES, str(resumes)))

@@ -29,14 +29,16 @@ def _conn() -> Any:
     return redis_client(get_settings(), timeout=5, ping=False)
 
 
-def announce(hostname: str, queues: list[str]) -> None:
-    """Register this worker and keep it registered until the process ends."""
+def announce(hostname: str, queues: list[str], slots: int = 1) -> None:
+    """Register this worker (its queues and how many jobs it trains at once) and keep it
+    registered until the process ends."""
     key = names.worker_key(hostname)
     fields = {
         "name": hostname,
         "host": socket.gethostname(),
         "pid": str(os.getpid()),
         "queues": ",".join(queues),
+        "slots": str(slots),
         "gpu": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "started": str(time.time()),
     }

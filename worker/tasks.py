@@ -102,7 +102,8 @@ def _register(sender: Any = None, **_: Any) -> None:
     from worker import registry
 
     queues = [q.name for q in sender.app.amqp.queues.consume_from.values()]
-    registry.announce(sender.hostname, queues)
+    slots = getattr(getattr(sender, "controller", None), "concurrency", None) or 1
+    registry.announce(sender.hostname, queues, int(slots))
 
 
 @worker_shutdown.connect
@@ -182,6 +183,25 @@ class CeleryReporter:
         return None
 
 
+def _advance_sweep(task: Task, spec: dict[str, Any], status: JobState) -> None:
+    """A queue sweep's trial ended: ask the control plane to start the next one now (its beat
+    would, within a reap interval; this spares a freed worker the wait)."""
+    trial = spec.get("trial")
+    if not isinstance(trial, dict) or trial.get("storage") != "redis":
+        return
+    if status in (JobState.PREEMPTED, JobState.STOOD_DOWN):
+        return  # the trial goes on, here or elsewhere
+    try:
+        task.app.send_task(
+            names.TASK_SWEEP_ADVANCE,
+            kwargs={"sweep_id": str(trial.get("sweep"))},
+            queue=names.QUEUE_CONTROL,
+            routing_key=names.QUEUE_CONTROL,
+        )
+    except Exception as exc:  # the beat's pass covers it
+        log.warning("could not ask to advance sweep %s: %s", trial.get("sweep"), exc)
+
+
 @app.task(name=names.TASK_PING)
 def ping() -> str:
     """A no-op round trip: health checks and the dispatch-rate benchmark."""
@@ -221,6 +241,7 @@ def train(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         outcome = run_job(job_id, spec, CeleryReporter(self, job_id, lease), settings)
     finally:
         lease.release()
+    _advance_sweep(self, spec, outcome.status)
     if outcome.status == JobState.PREEMPTED:
         queue = (self.request.delivery_info or {}).get("routing_key") or names.QUEUE_CPU
         self.app.send_task(

@@ -259,11 +259,16 @@ def comparison_view(comparison: Comparison) -> Group:
     return Group(*parts)
 
 
-def show_sweep(record: dict[str, Any], out: Console | None = None) -> None:
-    """`seqq sweep`'s screen: a row per trial (its sampled values in their own columns), then
-    the best trial and where the curves are."""
+def sweep_view(record: dict[str, Any]) -> Group:
+    """A sweep as one renderable: a row per trial (its sampled values in their own columns),
+    then the best trial and where the curves are."""
     searched = sorted({key for row in record["trials"] for key in row["values"]})
-    table = frameless_table(title=f"sweep {record['sweep_id']}  {record['status']}")
+    counts = record.get("counts") or {}
+    ended = sum(n for state, n in counts.items() if state != "RUNNING")
+    title = (
+        f"sweep {record['sweep_id']}  {record['status']}  {ended}/{record['trials_wanted']} ended"
+    )
+    table = frameless_table(title=title)
     for header in ("trial", "state", *searched, "best val", "steps", "pruned at"):
         table.add_column(header, justify="left" if header == "state" else "right")
     colours = {"COMPLETE": "green", "PRUNED": "yellow", "FAILED": "red", "RUNNING": "cyan"}
@@ -277,15 +282,36 @@ def show_sweep(record: dict[str, Any], out: Console | None = None) -> None:
             fmt(row["steps"]),
             fmt(row["pruned_step"]),
         )
-    show(table, out)
     best = record["best"]
     line = "no trial completed"
     if best:
         line = (
             f"best: trial {best['number']}, val loss {fmt(best['value'], 4)}, run {best['run_id']}"
         )
-    (out or console).print(line, soft_wrap=True, markup=False)
-    (out or console).print(f"loss curves: {record['url']}", soft_wrap=True, markup=False)
+    return Group(
+        table,
+        Text(line, no_wrap=False),
+        Text(f"loss curves: {record['url']}", overflow="ignore", no_wrap=True),
+    )
+
+
+def show_sweep(record: dict[str, Any], out: Console | None = None) -> None:
+    """`seqq sweep`'s screen (see `sweep_view`)."""
+    show(sweep_view(record), out)
+
+
+def follow_sweep(read: Any, poll_s: float = 2.0) -> dict[str, Any]:
+    """Redraw a sweep's table until its parent run has ended (`read()` gives the record);
+    the last record. Ctrl-C stops watching, never the sweep."""
+    from rich.live import Live
+
+    record = read()
+    with Live(sweep_view(record), console=console, auto_refresh=False) as live:
+        while record["status"] not in TERMINAL:
+            time.sleep(poll_s)  # a screen's refresh, not a synchronisation
+            record = read()
+            live.update(sweep_view(record), refresh=True)
+    return dict(record)
 
 
 def _value(value: Any) -> str:

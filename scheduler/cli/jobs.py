@@ -59,7 +59,11 @@ def list_jobs(
 def cancel(job_id: JobArg) -> None:
     """Cancel a job: a queued job never starts; a running one stops at its next step (KILLED).
 
-    Example: `seqq cancel 3f2a...` (the id `seqq submit` printed, or one from `seqq list`)
+    Given a sweep's id, cancel the sweep: no more trials start, and those in flight stop
+    (the sweep ends KILLED once they have).
+
+    Examples: `seqq cancel 3f2a...` (the id `seqq submit` printed, or one from `seqq list`),
+    `seqq cancel SWEEP_ID`
     """
     from scheduler import jobs
     from scheduler.cli import display

@@ -43,6 +43,21 @@ def sweep(
     trials: Annotated[int | None, typer.Option("--trials", help=_setting("trials"))] = None,
     sampler: Annotated[str | None, typer.Option("--sampler", help=_setting("sampler"))] = None,
     pruner: Annotated[str | None, typer.Option("--pruner", help=_setting("pruner"))] = None,
+    parallel: Annotated[int | None, typer.Option("--parallel", help=_setting("parallel"))] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", help="Send the trials to this queue (default: by device)."),
+    ] = None,
+    priority: Annotated[
+        str,
+        typer.Option("--priority", help="The trials' priority on the queue: high, normal or low."),
+    ] = "normal",
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Follow the sweep's table until it ends (Ctrl-C stops watching only)."
+        ),
+    ] = False,
     register_as: Annotated[
         str | None,
         typer.Option(
@@ -70,11 +85,17 @@ def sweep(
     ```
 
     A bad file is refused in one line naming the field (exit 2), and nothing is created.
-    `--local` trains the trials here (the study is a journal file under SEQQ_HOME, no service);
-    sweeps on the queue come next.
+
+    Without `--local` the trials are ordinary jobs on the queue, `--parallel` at a time (default:
+    the live workers' slots on that queue); the study lives on the broker's Redis and
+    `seqq scheduler` starts each next trial, so closing this terminal changes nothing. Follow it
+    with `--wait` or `seqq sweep status SWEEP --wait`; stop it with `seqq cancel SWEEP`.
+    `--local` trains the trials here, one after another (the study is a journal file under
+    SEQQ_HOME, no service at all).
 
     Examples:
 
+    * `seqq sweep -f sweep.yaml --parallel 2 --wait`
     * `seqq sweep -f sweep.yaml --local`
     * `seqq sweep -f sweep.yaml --local --trials 8 --sampler random --pruner median --json`
     * `seqq sweep -f sweep.yaml --local --register shakespeare-lstm`
@@ -93,14 +114,14 @@ def sweep(
 
     if register_as is not None:
         registry.check_name(register_as)  # refused before anything exists
-    overrides = {"trials": trials, "sampler": sampler, "pruner": pruner}
+    overrides = {"trials": trials, "sampler": sampler, "pruner": pruner, "parallel": parallel}
     plan = sweeps.load(file, overrides)  # every problem in one line, before anything exists
-    if not local:
-        raise SpecError(
-            "--local: sweeps whose trials run on workers are not built yet; "
-            "add --local to train the trials here"
-        )
     settings = get_settings()
+    if not local:
+        _submit(plan, settings, queue, priority, register_as, wait, json_out)
+        return
+    if queue is not None or priority != "normal":
+        raise SpecError("--queue/--priority: a --local sweep trains here, on no queue")
     with display.make_progress() as progress:
         sweep_id = sweeps.run_local(
             plan,
@@ -121,6 +142,72 @@ def sweep(
         raise typer.Exit(1)
 
 
+def _submit(
+    plan: Any,
+    settings: Settings,
+    queue: str | None,
+    priority: str,
+    register_as: str | None,
+    wait: bool,
+    json_out: bool,
+) -> None:
+    """A sweep on the queue: created, its first trials sent; then followed with `--wait`."""
+    from scheduler import sweep as sweeps
+    from scheduler import sweep_queue
+    from scheduler.cli import display
+    from shared import names
+    from shared.connection import redis_client
+
+    sweep_id = sweep_queue.submit(plan, settings, None, queue, priority, register_as)
+    if not redis_client(settings).exists(names.SCHEDULER_KEY):
+        typer.echo(
+            "warning: no `seqq scheduler` is running: the first trials are queued, and the "
+            "next ones start once one runs",
+            err=True,
+        )
+    if not wait:
+        record = sweeps.status(sweep_id, settings)
+        if json_out:
+            display.print_json(record)
+            return
+        dispatch = record["dispatch"]
+        typer.echo(
+            f"sweep {sweep_id}: {record['trials_wanted']} trials on queue {dispatch['queue']}, "
+            f"{dispatch['parallel']} at a time"
+        )
+        typer.echo(f"follow it: seqq sweep status {sweep_id} --wait")
+        typer.echo(f"stop it:   seqq cancel {sweep_id}")
+        return
+    record = _follow(sweep_id, settings, json_out)
+    if record["status"] != "FINISHED":
+        raise typer.Exit(1)
+
+
+def _follow(sweep_id: str, settings: Settings, json_out: bool) -> dict[str, Any]:
+    """Watch a sweep until it ends: a live table, or (with --json) the final record only."""
+    import time
+
+    from scheduler import sweep as sweeps
+    from scheduler.cli import display
+    from shared.state import TERMINAL
+
+    try:
+        if json_out:
+            record = sweeps.status(sweep_id, settings)
+            while record["status"] not in TERMINAL:
+                time.sleep(2.0)  # polling the record's end, at a screen's pace
+                record = sweeps.status(sweep_id, settings)
+            display.print_json(record)
+            return record
+        return display.follow_sweep(lambda: sweeps.status(sweep_id, settings))
+    except KeyboardInterrupt:
+        typer.echo(
+            f"\nstopped watching; the sweep goes on (seqq sweep status {sweep_id} --wait)",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+
+
 def _train(spec: TrainSpec, parent: str, name: str, settings: Settings, progress: Progress) -> None:
     """One trial here, with its own bar; Ctrl-C stops it (checkpoint kept) and the sweep."""
     from scheduler import jobs
@@ -138,17 +225,24 @@ def _train(spec: TrainSpec, parent: str, name: str, settings: Settings, progress
 @app.command("status")
 def status(
     sweep_id: Annotated[str, typer.Argument(help="The sweep id (its parent run's id).")],
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Redraw the table until the sweep ends.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Show a sweep's trials (state, sampled values, best validation loss, steps, where
     pruned) and the best so far, read from its study and its runs.
 
-    Example: `seqq sweep status 3f2a... --json`
+    Examples: `seqq sweep status 3f2a... --json`, `seqq sweep status 3f2a... --wait`
     """
     from scheduler import sweep as sweeps
     from shared.settings import get_settings
 
-    _print(sweeps.status(sweep_id, get_settings()), json_out)
+    settings = get_settings()
+    if wait:
+        _follow(sweep_id, settings, json_out)
+        return
+    _print(sweeps.status(sweep_id, settings), json_out)
 
 
 def _print(record: dict[str, Any], json_out: bool) -> None:
