@@ -205,6 +205,7 @@ def describe(run: Any, live: broker.LiveState | None) -> dict[str, Any]:
         else {}
     )
     return {
+        "kind": "job",
         "job_id": run.info.run_id,
         "status": status,
         "model": data.tags.get(names.TAG_MODEL) or data.params.get("model.cell"),
@@ -271,6 +272,12 @@ def list_jobs(
         order_by=["attributes.start_time DESC"],
         max_results=limit,
     )
+    sweeps = client.search_runs(
+        experiment_ids,
+        filter_string=f"tags.`{names.TAG_KIND}` = '{names.KIND_SWEEP}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
     needs_live = any(r.info.status == JobState.RUNNING for r in runs)
     app = None
     if needs_live:
@@ -279,7 +286,7 @@ def list_jobs(
             app = broker.celery_app(settings)
         except ServiceUnavailableError:
             app = None
-    return [
+    listed = [
         describe(
             r,
             broker.live_state(app, r.info.run_id)
@@ -288,6 +295,35 @@ def list_jobs(
         )
         for r in runs
     ]
+    return listed + [describe_sweep(client, r) for r in sweeps]
+
+
+def describe_sweep(client: tracking.Reader, run: Any) -> dict[str, Any]:
+    """One sweep as `seqq list` shows it, from its parent run and a count of its trials' runs
+    (no study opened: listing stays light)."""
+    data = run.data
+    trials = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'",
+        max_results=10000,
+    )
+    ended = sum(t.info.status in TERMINAL for t in trials)
+    return {
+        "kind": names.KIND_SWEEP,
+        "sweep_id": run.info.run_id,
+        "status": run.info.status,
+        "name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
+        "queue": data.tags.get(names.TAG_QUEUE),
+        "trials_wanted": _int(data.params.get("sweep.trials")),
+        "trials_started": len(trials),
+        "trials_ended": ended,
+        "best_val_loss": data.metrics.get(names.METRIC_BEST_VAL_LOSS),
+        "best_trial": _int(data.tags.get(names.TAG_SWEEP_BEST_TRIAL)),
+        "error": data.tags.get(names.TAG_ERROR),
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+    }
 
 
 def cancel(job_id: str, settings: Settings) -> str:

@@ -192,6 +192,28 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     return table
 
 
+def sweeps_table(sweeps: list[dict[str, Any]]) -> Table:
+    """Recent sweeps: the whole sweep id (what `seqq sweep status` and cancel take), its state,
+    trials ended of those wanted, and the best validation loss once it has ended."""
+    table = frameless_table(title="sweeps")
+    table.add_column("sweep", width=JOB_ID_WIDTH, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("trials", justify="right", no_wrap=True)
+    table.add_column("best val", justify="right")
+    colours = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
+    for sweep in sweeps:
+        colour = colours.get(sweep["status"], "white")
+        started = fmt_time(sweep.get("start_time"))
+        about = f"{sweep['name']}  {started}" if sweep.get("name") else started
+        table.add_row(
+            Group(Text(sweep["sweep_id"], no_wrap=True), Text(about, style="dim")),
+            f"[{colour}]{sweep['status']}[/]",
+            f"{sweep['trials_ended']}/{fmt(sweep.get('trials_wanted'))}",
+            fmt(sweep.get("best_val_loss"), 3),
+        )
+    return table
+
+
 def job_panel(job: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold", no_wrap=True)

@@ -39,7 +39,10 @@ def list_jobs(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List recent jobs, newest first: state, model, step, validation and test loss.
+    """List recent jobs, newest first: state, model, step, validation and test loss; then
+    recent sweeps: state, trials ended of those wanted, best validation loss.
+
+    With `--json`, one list: each job has `"kind": "job"`, each sweep `"kind": "sweep"`.
 
     Example: `seqq list --experiment cmp --limit 5`
     """
@@ -50,10 +53,16 @@ def list_jobs(
     found = jobs.list_jobs(get_settings(), limit=limit, experiment=experiment)
     if json_out:
         display.print_json(found)
-    elif not found:
+        return
+    if not found:
         display.console.print("no jobs yet: try `seqq submit --model lstm` or `seqq run`")
-    else:
-        display.show(display.jobs_table(found))
+        return
+    runs = [r for r in found if r["kind"] == "job"]
+    sweeps = [r for r in found if r["kind"] != "job"]
+    if runs:
+        display.show(display.jobs_table(runs))
+    if sweeps:
+        display.show(display.sweeps_table(sweeps))
 
 
 def cancel(job_id: JobArg) -> None:

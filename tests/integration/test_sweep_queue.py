@@ -122,6 +122,15 @@ def test_a_queue_sweep_goes_on_without_the_command_and_prunes_with_asha(
     complete = [t for t in trials if trial_state(t) == TrialState.COMPLETE]
     best = min(complete, key=lambda t: t.value or 0.0)
     assert record["best"]["number"] == best.number
+    # `seqq list` shows the sweep after its trials' jobs, in the table and in the JSON.
+    listed = seqq_json(["list", "--limit", "50"], env)
+    (entry,) = [r for r in listed if r["kind"] == "sweep"]
+    assert entry["sweep_id"] == sweep_id and entry["status"] == "FINISHED"
+    assert (entry["trials_ended"], entry["trials_wanted"]) == (6, 6)
+    assert entry["best_val_loss"] == record["best"]["value"]
+    assert sum(r["kind"] == "job" for r in listed) == 6
+    table = seqq(["list"], {**env, "COLUMNS": "120"}).stdout
+    assert "sweeps" in table and sweep_id in table and "6/6" in table
     # The study is on Redis and the beat knows the sweep no more.
     import redis
 
