@@ -271,6 +271,7 @@ def summarize(client: Any, sweep_id: str, opened: OpenStudy) -> None:
     for dotted in searched:
         table[dotted] = [row["values"].get(dotted) for row in record["trials"]]
     client.log_table(sweep_id, data=table, artifact_file=names.ARTIFACT_TRIALS)
+    log_plots(client, sweep_id, opened)
     best = record["best"]
     if best is None:
         return
@@ -278,3 +279,54 @@ def summarize(client: Any, sweep_id: str, opened: OpenStudy) -> None:
     client.set_tag(sweep_id, names.TAG_SWEEP_BEST_TRIAL, str(best["number"]))
     client.set_tag(sweep_id, names.TAG_SWEEP_BEST_RUN, best["run_id"] or "")
     client.log_metric(sweep_id, names.METRIC_BEST_VAL_LOSS, best["value"])
+
+
+# Optuna's matplotlib plots on the parent run: (file name, function name in
+# optuna.visualization.matplotlib). Each needs enough trials of its kind; one that cannot be
+# drawn (a single completed trial has no parameter importance) is left out, with the reason.
+PLOTS = (
+    ("optimization_history.png", "plot_optimization_history"),
+    ("intermediate_values.png", "plot_intermediate_values"),
+    ("param_importances.png", "plot_param_importances"),
+    ("parallel_coordinate.png", "plot_parallel_coordinate"),
+)
+
+
+def log_plots(client: Any, sweep_id: str, opened: OpenStudy) -> list[str]:
+    """Draw Optuna's plots of the study (headless) and log them under `plots/` on the parent
+    run; the names of those drawn."""
+    import logging
+    import tempfile
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as optuna_plots
+
+    complete = [
+        t for t in opened.study.get_trials(deepcopy=False) if trial_state(t) == TrialState.COMPLETE
+    ]
+    if not complete:
+        return []
+    drawn = []
+    with tempfile.TemporaryDirectory(prefix="seqq-plots-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for filename, function in PLOTS:
+            try:
+                axes = getattr(optuna_plots, function)(opened.study)
+            except Exception as exc:  # too few trials of the kind this plot needs
+                logging.getLogger(__name__).info("sweep %s: no %s (%s)", sweep_id, filename, exc)
+                continue
+            first = axes.flat[0] if hasattr(axes, "flat") else axes
+            figure = first.figure
+            figure.set_size_inches(8, 5)
+            figure.tight_layout()
+            figure.savefig(Path(tmp) / filename, dpi=100)
+            plt.close(figure)
+            drawn.append(filename)
+        for filename in drawn:
+            client.log_artifact(sweep_id, str(Path(tmp) / filename), names.ARTIFACT_SWEEP_PLOTS)
+    return drawn

@@ -110,6 +110,7 @@ ARTIFACT_REPORT = "report"  # a comparison's parent run: the report and its plot
 REPORT_FILE = "report.md"
 ARTIFACT_DATASET = "dataset"
 ARTIFACT_TRIALS = "trials.json"  # a sweep's parent run: the trials table (mlflow.log_table)
+ARTIFACT_SWEEP_PLOTS = "plots"  # a sweep's parent run: Optuna's plots, one PNG each
 ARTIFACT_BEST = "best.json"  # a sweep's parent run: the best trial, its values and run
 CHECKPOINT_FILE = "checkpoint.pt"
 FINAL_CHECKPOINT = "final"

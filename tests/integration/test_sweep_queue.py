@@ -122,6 +122,15 @@ def test_a_queue_sweep_goes_on_without_the_command_and_prunes_with_asha(
     complete = [t for t in trials if trial_state(t) == TrialState.COMPLETE]
     best = min(complete, key=lambda t: t.value or 0.0)
     assert record["best"]["number"] == best.number
+    # Optuna's plots are PNGs on the parent run.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(env["SEQQ_MLFLOW_URI"])
+    plots = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(sweep_id, "plots")}
+    assert {"optimization_history.png", "intermediate_values.png"} <= plots, plots
+    for name in plots:
+        png = Path(client.download_artifacts(sweep_id, f"plots/{name}", str(tmp_path)))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # `seqq list` shows the sweep after its trials' jobs, in the table and in the JSON.
     listed = seqq_json(["list", "--limit", "50"], env)
     (entry,) = [r for r in listed if r["kind"] == "sweep"]
