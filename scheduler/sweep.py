@@ -230,9 +230,8 @@ def trial_runs(client: Any, parent: Any) -> list[Any]:
     return list(client.search_runs([parent.info.experiment_id], where, max_results=10000))
 
 
-def status(sweep_id: str, settings: Settings) -> dict[str, Any]:
-    """`seqq sweep status`: the sweep's record, read from its study and its runs."""
-    client = tracking.reader(settings)
+def _parent(client: Any, sweep_id: str) -> tuple[Any, StudyStorage]:
+    """A sweep's parent run and where its study lives; SweepNotFoundError when it is none."""
     try:
         parent = client.get_run(sweep_id)
     except tracking.refusals(client):
@@ -245,7 +244,21 @@ def status(sweep_id: str, settings: Settings) -> dict[str, Any]:
     kind = tags.get(names.TAG_SWEEP_STORAGE)
     if kind not in get_args(StudyStorage):
         raise SweepNotFoundError(f"sweep {sweep_id}: its run does not say where its study is")
-    opened = open_study(sweep_id, cast(StudyStorage, kind), settings)
+    return parent, cast(StudyStorage, kind)
+
+
+def open_sweep(sweep_id: str, settings: Settings) -> OpenStudy:
+    """A sweep's study, found through its parent run."""
+    _, kind = _parent(tracking.reader(settings), sweep_id)
+    return open_study(sweep_id, kind, settings)
+
+
+def status(sweep_id: str, settings: Settings) -> dict[str, Any]:
+    """`seqq sweep status`: the sweep's record, read from its study and its runs."""
+    client = tracking.reader(settings)
+    parent, kind = _parent(client, sweep_id)
+    tags = parent.data.tags
+    opened = open_study(sweep_id, kind, settings)
     record = describe(parent, opened, trial_runs(client, parent))
     dispatch = opened.study.user_attrs.get(names.STUDY_ATTR_DISPATCH)
     if dispatch is not None:  # a sweep on the queue

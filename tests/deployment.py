@@ -20,8 +20,9 @@ K8S = REPO / "deploy" / "k8s"
 UNIT = REPO / "deploy" / "systemd" / "seqq-worker@.service"
 BIND = "${SEQQ_BIND:-127.0.0.1}"
 # The `seqq` subcommands the deployments run. `scheduler` is the control plane's, added with
-# it; `worker` is checked against the real CLI below.
-SEQQ_COMMANDS = ("worker", "scheduler")
+# it; `sweep` (its `dashboard`) is the optional sweep dashboard's; `worker` is checked against
+# the real CLI below.
+SEQQ_COMMANDS = ("worker", "scheduler", "sweep")
 IMAGES = {"cpu": "seqq:cpu", "gpu": "seqq:gpu"}
 # Each compose service and the Kubernetes Deployment that runs the same process.
 SAME_PROCESS = {

@@ -93,7 +93,7 @@ def test_every_published_port_is_bound_to_seqq_bind_never_all_interfaces(
             else:
                 assert port.startswith(f"{BIND}:"), f"{name}: {port}"
             published += 1
-    assert published == 3  # redis, mlflow, flower; postgres stays private
+    assert published == 4  # redis, mlflow, flower, sweep-dashboard; postgres stays private
     assert "0.0.0.0:" not in COMPOSE_FILE.read_text(encoding="utf-8")
 
 
@@ -245,3 +245,19 @@ def test_docker_compose_config_accepts_the_file_and_binds_ports_to_localhost(
         for port in service.get("ports", []):
             host_ip = port["host_ip"] if isinstance(port, dict) else port.split(":")[0]
             assert host_ip == "127.0.0.1", f"{name}: {port}"
+
+
+def test_the_sweep_dashboard_is_optional_and_serves_the_sweep_named_by_seqq_sweep(
+    services: dict[str, Any],
+) -> None:
+    service = services["sweep-dashboard"]
+    assert service["profiles"] == ["dashboard"]  # `docker compose up` alone does not start it
+    run = argv(service)
+    assert (
+        run[:3] == ["seqq", "sweep", "dashboard"]
+        and run[3] == "${SEQQ_SWEEP:-set-SEQQ_SWEEP-to-a-sweep-id}"
+    )
+    assert service["ports"] == ["${SEQQ_BIND:-127.0.0.1}:8080:8080"]
+    done = seqq(["sweep", "dashboard", "--help"], base_env(Path("/nonexistent")))
+    assert done.returncode == 0 and "--host" in done.stdout and "--port" in done.stdout
+    assert importlib.util.find_spec("optuna_dashboard") is not None

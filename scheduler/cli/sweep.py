@@ -252,3 +252,37 @@ def _print(record: dict[str, Any], json_out: bool) -> None:
         display.print_json(record)
     else:
         display.show_sweep(record)
+
+
+@app.command("dashboard")
+def dashboard(
+    sweep_id: Annotated[str, typer.Argument(help="The sweep id (its parent run's id).")],
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Address to serve on; 127.0.0.1 keeps it on this machine."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8080,
+) -> None:
+    """Serve Optuna's web dashboard over a sweep's study (live while it runs): optimisation
+    history, intermediate values, parameter importances, the trials' table.
+
+    It reads the same study the sweep's workers write, on the broker's Redis (or the journal
+    file of a `--local` sweep). It has no login: keep it on 127.0.0.1 (the default) and reach it
+    through an SSH tunnel from elsewhere. Needs the `dashboard` extra (`pip install
+    'seqq[dashboard]'`, in the images already).
+
+    Example: `seqq sweep dashboard 3f2a...` then open http://127.0.0.1:8080
+    """
+    from scheduler import sweep as sweeps
+    from shared.errors import SeqqError
+    from shared.settings import get_settings
+
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise SeqqError(
+            "seqq sweep dashboard needs optuna-dashboard: pip install 'seqq[dashboard]'"
+        ) from None
+    opened = sweeps.open_sweep(sweep_id, get_settings())
+    typer.echo(f"sweep {sweep_id}: dashboard on http://{host}:{port} (Ctrl-C stops it)", err=True)
+    optuna_dashboard.run_server(opened.storage, host=host, port=port)

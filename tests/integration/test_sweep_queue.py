@@ -5,8 +5,10 @@ once; the sweep goes on without it, through crashes, and MLflow and the study ag
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,16 @@ from shared import names
 from shared.settings import Settings
 from shared.state import TrialState
 from shared.study import open_study, trial_state
-from tests.helpers import SEQQ, Service, pool_children, seqq, seqq_json, wait_until
+from tests.helpers import (
+    SEQQ,
+    Service,
+    free_port,
+    pool_children,
+    seqq,
+    seqq_json,
+    wait_for_port,
+    wait_until,
+)
 from tests.integration.conftest import start_worker
 
 # Tiny LSTMs on a small learnable text; a learning rate of 1e-5 barely moves one, so ASHA stops
@@ -140,6 +151,27 @@ def test_a_queue_sweep_goes_on_without_the_command_and_prunes_with_asha(
     assert sum(r["kind"] == "job" for r in listed) == 6
     table = seqq(["list"], {**env, "COLUMNS": "120"}).stdout
     assert "sweeps" in table and sweep_id in table and "6/6" in table
+    # Optuna's dashboard serves the same study, read from Redis.
+    port = free_port()
+    dashboard = Service(
+        [SEQQ, "sweep", "dashboard", sweep_id, "--port", str(port)],
+        tmp_path / "dashboard.log",
+        env=env,
+    )
+    try:
+        wait_for_port(port, timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as reply:
+            (study,) = json.load(reply)["study_summaries"]
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{study['study_id']}", timeout=10
+        ) as reply:
+            served = json.load(reply)["trials"]
+    finally:
+        dashboard.stop()
+    assert study["study_name"] == sweep_id
+    assert sorted(t["state"] for t in served) == sorted(
+        t.state.name.capitalize() for t in trials
+    ), served
     # The study is on Redis and the beat knows the sweep no more.
     import redis
 
