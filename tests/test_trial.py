@@ -265,3 +265,32 @@ def test_a_trial_resumed_from_an_older_checkpoint_reports_no_step_twice_and_comp
     history = client.get_metric_history(first.job_id, names.METRIC_VAL_LOSS)
     assert sorted(m.step for m in history) == [0, 10, 20, 30, 40]
     assert trial.value == min(m.value for m in history)
+
+
+def test_after_a_crash_the_curve_and_the_study_each_get_the_steps_only_the_other_had(
+    settings: Settings,
+) -> None:
+    from mlflow import MlflowClient
+
+    opened = _with_a_leader(settings)
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.create_experiment("t")
+    run_id = client.create_run(experiment).info.run_id
+    reporter = TrialReporter.open(_ref(), run_id, settings)
+    # The crash: the study heard step 20 (MLflow's batch with it was lost), MLflow has step 10
+    # (the report of it was lost), both have step 0.
+    reporter.report(0, 3.0)
+    reporter.report(20, 2.0)
+    for step, value in ((0, 3.0), (10, 2.5)):
+        client.log_metric(run_id, names.METRIC_VAL_LOSS, value, step=step)
+
+    resumed = TrialReporter.open(_ref(), run_id, settings)
+    until = resumed.reconcile(client, run_id, {names.METRIC_TRAIN_LOSS: 15})
+    assert until == {names.METRIC_TRAIN_LOSS: 15, names.METRIC_VAL_LOSS: 20}
+    curve = {m.step: m.value for m in client.get_metric_history(run_id, names.METRIC_VAL_LOSS)}
+    heard = open_study("sweep-1", "file", settings).study.get_trials()[1].intermediate_values
+    assert curve == heard == {0: 3.0, 10: 2.5, 20: 2.0}
+    resumed.report(20, 1.9)  # the resumed job's own re-evaluation of step 20 is not heard again
+    resumed.end(TrialState.COMPLETE, 1.9, None)
+    (_, trial) = opened.storage.get_all_trials(opened.study._study_id)
+    assert trial.value == 2.0  # the best the curve shows

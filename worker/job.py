@@ -182,7 +182,10 @@ def run_job(
         resume = checkpoint.load(resume_path) if resume_path else None
         # Anything the run already logged (a resume, or a restart from scratch after a crash
         # before the first checkpoint) is not logged again, so no curve has a step twice.
-        logger = RunLogger(client, job_id, logged_until=_logged_until(client, run))
+        logged_until = _logged_until(client, run)
+        if trial is not None:
+            logged_until = trial.reconcile(client, job_id, logged_until)
+        logger = RunLogger(client, job_id, logged_until=logged_until)
         if resume is not None:
             resumes = int(run.data.tags.get(names.TAG_RESUMES, "0")) + 1
             logger.call(lambda: client.set_tag(job_id, names.TAG_RESUMES, str(resumes)))

@@ -12,7 +12,8 @@ became, never a study ahead of the record.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from shared import names
 from shared.errors import TrainingError
@@ -32,6 +33,7 @@ class TrialReporter:
         self.opened = opened
         self.ref = ref
         self.trial = trial
+        self.trial_id = trial._trial_id
         self.reported = reported  # steps whose value the study holds
         self.step: int | None = None  # the last evaluation's step
         self.pruned_step: int | None = None
@@ -55,6 +57,30 @@ class TrialReporter:
         trial = Trial(opened.study, number_id)
         trial.set_user_attr(names.TRIAL_ATTR_RUN_ID, job_id)
         return cls(opened, ref, trial, set(frozen.intermediate_values))
+
+    def reconcile(self, client: Any, job_id: str, logged_until: dict[str, int]) -> dict[str, int]:
+        """Make the run's validation curve and the study hold the same steps and values before
+        a resumed job goes on; the steps not to log again, per metric.
+
+        The study hears each evaluation at once, MLflow within a few seconds (its logger
+        batches), so a crash leaves one side with steps the other lacks. Each lacking step gets
+        the value the other side recorded, the one the pruner or the curve already showed; the
+        resumed job's own re-evaluation of that step is then dropped, like any step logged twice.
+        """
+        from worker.tracking import with_retry
+
+        key = names.METRIC_VAL_LOSS
+        curve = {m.step: m.value for m in with_retry(client.get_metric_history, job_id, key)}
+        heard = self.opened.storage.get_trial(self.trial_id).intermediate_values
+        for step in sorted(set(heard) - set(curve)):
+            with_retry(client.log_metric, job_id, key, heard[step], step=step)
+        for step in sorted(set(curve) - set(heard)):
+            self.trial.report(curve[step], step)
+            self.reported.add(step)
+        steps = [*curve, *heard]
+        if not steps:
+            return logged_until
+        return {**logged_until, key: max([logged_until.get(key, -1), *steps])}
 
     def report(self, step: int, value: float) -> None:
         """Give the study the validation loss at `step`, unless it already has that step."""
@@ -86,6 +112,11 @@ class TrialReporter:
         """Tell the study: COMPLETE with the best validation loss, PRUNED, or FAILED (why)."""
         if state == TrialState.FAILED and error:
             self.trial.set_user_attr(names.TRIAL_ATTR_ERROR, error[:2000])
-        if state == TrialState.COMPLETE and best_val_loss is None:
+        # Its value is the best evaluation the study heard, which is the run's validation
+        # curve (`reconcile`), even where a resume re-evaluated a step and got a hair apart.
+        heard = self.opened.storage.get_trial(self.trial_id).intermediate_values
+        finite = [v for v in heard.values() if math.isfinite(v)]
+        value = min(finite) if finite else best_val_loss
+        if state == TrialState.COMPLETE and value is None:
             state = TrialState.FAILED  # nothing to rank it by (cannot happen after training)
-        tell(self.opened.study, self.ref.number, state, best_val_loss)
+        tell(self.opened.study, self.ref.number, state, value)

@@ -187,7 +187,8 @@ def test_a_sweep_survives_a_sigkilled_trial_and_a_restarted_scheduler(
     scheduler = _scheduler(env, tmp_path)
     worker = start_worker(env, tmp_path)
     try:
-        sweep_id = seqq_json(["sweep", "-f", str(path), "--parallel", "1"], env)["sweep_id"]
+        args = ["sweep", "-f", str(path), "--parallel", "1", "--register", "queue-best"]
+        sweep_id = seqq_json(args, env)["sweep_id"]
 
         from mlflow import MlflowClient
 
@@ -217,6 +218,12 @@ def test_a_sweep_survives_a_sigkilled_trial_and_a_restarted_scheduler(
         if int(r.data.tags.get(names.TAG_RESUMES, "0")) >= 1
     ]
     assert resumed, "the killed trial resumed in its own run"
+    # --register on the queue: the control plane registered the best trial's final checkpoint.
+    assert record["registered_uri"] == "models:/queue-best/1"
+    version = client.get_model_version("queue-best", "1")
+    assert version.run_id == record["best"]["run_id"]
+    done = seqq(["sample", "models:/queue-best/1", "--length", "20"], env)
+    assert done.returncode == 0 and len(done.stdout) > 20, done.stderr
 
 
 def test_cancel_stops_a_queue_sweep_and_starts_no_more_trials(
