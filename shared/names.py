@@ -99,6 +99,17 @@ METRIC_CHARS_PER_SEC = "chars_per_sec"
 METRIC_PREPROCESS_TIME = "preprocess_s"  # fetch, verify, encode (or load from the cache)
 METRIC_SUBMIT_TO_FIRST_STEP = "submit_to_first_step_s"  # queueing + start-up, fresh runs only
 METRIC_BEST_VAL_LOSS = "best_val_loss"  # a sweep's parent run: its best trial's value
+# Text quality (worker/textstats.py says how each is measured): at each sample step, the mean
+# over its prompts of the generated part's measures; once, at step 0, the same measures on
+# held-out text, windows of the validation split as long as a sample, to read them against.
+METRIC_SAMPLE_WORD_SHARE = "sample_word_share"  # share of generated words in the training text
+METRIC_SAMPLE_REF_BPC = "sample_ref_bpc"  # bits/char under a char n-gram fitted on train
+METRIC_SAMPLE_COPY_SPAN = "sample_copy_span"  # longest run of chars copied from the train text
+METRIC_SAMPLE_REPETITION = "sample_repetition"  # share of word 3-grams repeating an earlier one
+METRIC_HELDOUT_WORD_SHARE = "heldout_word_share"
+METRIC_HELDOUT_REF_BPC = "heldout_ref_bpc"
+METRIC_HELDOUT_COPY_SPAN = "heldout_copy_span"
+METRIC_HELDOUT_REPETITION = "heldout_repetition"
 
 # Artifact paths inside a run.
 ARTIFACT_SPEC = "spec.json"

@@ -29,7 +29,7 @@ from shared.errors import (
     TrialPrunedError,
 )
 from shared.spec import OptimSpec, TrainSpec
-from worker import checkpoint
+from worker import checkpoint, textstats
 from worker.data import Corpus, eval_windows, sample_batch
 from worker.model import CharRNN
 from worker.tracking import RunLogger
@@ -165,6 +165,8 @@ class Trainer:
         self.prompts = spec.sample.prompts or (
             corpus.vocab.decode(corpus.split("val")[:DEFAULT_PROMPT_CHARS]),
         )
+        # Fitted once per run on the training split: judges every sample's text (~1 s a MB).
+        self.judge = textstats.TextJudge(textstats.decode(self.train_ids, corpus.vocab.chars))
         self.step = 0
         self.elapsed_before = 0.0
         self.best_val = math.inf
@@ -195,6 +197,9 @@ class Trainer:
         started = self._started = time.monotonic()
         if self.step == 0:
             self._evaluate(0)
+            held_out = textstats.decode(self.corpus.split("val"), self.corpus.vocab.chars)
+            reference = self.judge.heldout(held_out, DEFAULT_PROMPT_CHARS, spec.sample.length)
+            self.logger.metrics(reference, 0)  # what a sample's text-quality figures read against
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0
         window_start, window_step = time.monotonic(), self.step
@@ -354,18 +359,22 @@ class Trainer:
         generator = torch.Generator().manual_seed(sample.seed)
         out: dict[str, str] = {}
         rows: dict[str, list[Any]] = {"step": [], "prompt": [], "sample": []}
+        stats = []
         for i, prompt in enumerate(self.prompts):
             ids = torch.from_numpy(self.corpus.vocab.encode(prompt)).to(self.device)
             new = self.model.generate(
                 ids, sample.length, sample.temperature, sample.top_k, generator
             )
-            text = prompt + self.corpus.vocab.decode(new)
+            generated = self.corpus.vocab.decode(new)
+            stats.append(self.judge.measure(prompt, generated))
+            text = prompt + generated
             out[prompt] = text
             name = f"{names.checkpoint_dir_name(step)}-p{i}.txt"
             self.logger.artifact_text(name, text, names.ARTIFACT_SAMPLES)
             rows["step"].append(step)
             rows["prompt"].append(prompt)
             rows["sample"].append(text)
+        self.logger.metrics(textstats.mean_metrics(stats), step)
         # One table across steps (MLflow appends), so the UI shows runs' samples side by side.
         logger = self.logger
         logger.call(
