@@ -16,14 +16,15 @@ check by hand:
 - **repetition**: of the generated words' 3-grams, the share that repeat one earlier in the same
   sample (0 for text that never repeats itself, near 1 for a loop).
 
-`TextJudge` indexes a training text once (its words, the n-gram model, the text itself for
-verbatim search); a run fits one and measures every sample with it. Pure Python and NumPy: no
-torch, so it is tested with texts written for the test where the right answer is known.
+`TextJudge` indexes a training text once (its words, the n-gram model, a suffix array for
+verbatim search); a run gets one from `judge_for` and measures every sample with it. Pure
+Python and NumPy, no torch: tested on texts written for the test, whose answers are known.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 from collections.abc import Container, Iterable
@@ -142,6 +143,11 @@ class NgramModel:
     character, C counts in the training text, T(h) is the number of distinct characters seen
     after h, and the recursion ends at the uniform guess 1 / (alphabet + 1). A context never
     seen leaves the lower order's estimate as it is, so every character has a finite cost.
+
+    Order 5 because on the built-in corpus's validation text orders 3 to 7 score 2.50, 1.93,
+    1.75, 1.72 and 1.75 bits/char: 5 is within 0.03 of the best and the cheaper to count.
+    Counted here with NumPy, one `np.unique` per order (0.25 s on 0.9 MB), because nltk.lm,
+    which has Witten-Bell, is not a dependency and counts one n-gram at a time in Python.
 
     Contexts are numbered level by level (a context of k+1 characters is a k-context's id and
     the next character, the n-gram numbered at level k), so counting is one `np.unique` per
@@ -267,6 +273,14 @@ class TextJudge:
             for s in starts
         ]
         return mean_metrics(stats, heldout=True)
+
+
+@functools.lru_cache(maxsize=1)
+def judge_for(train_text: str) -> TextJudge:
+    """The judge of a training text, fitted once per process and text (0.25 s for the n-gram
+    model and 0.7 s for the suffix array on the built-in corpus): the cells of a comparison and
+    the trials of a sweep that train in one process on one corpus share it."""
+    return TextJudge(train_text)
 
 
 def mean_metrics(stats: Iterable[TextStats], heldout: bool = False) -> dict[str, float]:

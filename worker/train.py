@@ -165,8 +165,8 @@ class Trainer:
         self.prompts = spec.sample.prompts or (
             corpus.vocab.decode(corpus.split("val")[:DEFAULT_PROMPT_CHARS]),
         )
-        # Fitted once per run on the training split: judges every sample's text (~1 s a MB).
-        self.judge = textstats.TextJudge(textstats.decode(self.train_ids, corpus.vocab.chars))
+        # Judges every sample's text; fitted on the training split once per corpus (~1 s a MB).
+        self.judge = textstats.judge_for(textstats.decode(self.train_ids, corpus.vocab.chars))
         self.step = 0
         self.elapsed_before = 0.0
         self.best_val = math.inf
