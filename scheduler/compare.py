@@ -66,6 +66,9 @@ class ModelResult:
     test_loss: float | None = None
     test_bpc: float | None = None
     sample: str = ""
+    sample_length: int | None = None  # characters generated per prompt (spec sample.length)
+    # The last sample step's text-quality metrics and the held-out text's, by metric name.
+    text_quality: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     curve_steps: list[int] = field(default_factory=list)
     curve_time_s: list[float] = field(default_factory=list)
@@ -94,6 +97,10 @@ def read_result(client: MlflowClient, run_id: str, tmp_dir: str) -> ModelResult:
     result.chars_per_s = metrics.get(names.METRIC_CHARS_PER_SEC)
     result.test_loss = metrics.get(names.METRIC_TEST_LOSS)
     result.test_bpc = metrics.get(names.METRIC_TEST_BPC)
+    text_metrics = [m for pair in names.TEXT_METRICS.items() for m in pair]
+    result.text_quality = {m: metrics[m] for m in text_metrics if m in metrics}
+    length = run.data.params.get("sample.length")
+    result.sample_length = int(length) if length else None
     val = sorted(client.get_metric_history(run_id, names.METRIC_VAL_LOSS), key=lambda m: m.step)
     times = {m.step: m.value for m in client.get_metric_history(run_id, names.METRIC_VAL_ELAPSED)}
     result.curve_steps = [m.step for m in val]

@@ -25,9 +25,26 @@ def fmt(value: float | int | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _text(metric: str, show: Callable[[float], str]) -> Callable[[ModelResult], str]:
+    """A text-quality cell: the model's last samples, then the held-out text's in brackets."""
+
+    def cell(r: ModelResult) -> str:
+        value, held_out = r.text_quality.get(metric), r.text_quality.get(names.TEXT_METRICS[metric])
+        if value is None:
+            return "-"
+        return show(value) + ("" if held_out is None else f" ({show(held_out)})")
+
+    return cell
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}"
+
+
 # The comparison table, one row per measure and one column per model, in the report and in the
 # terminal alike: a model or a measure more adds a line, not width, so it reads at 80 columns.
-# Losses are the best validation loss and the test loss, each in nats/char and bits/char.
+# Losses are the best validation loss and the test loss, each in nats/char and bits/char; the
+# sample rows are the last samples' text quality, held-out text's in brackets (`text_note`).
 MEASURES: list[tuple[str, Callable[[ModelResult], str]]] = [
     ("status", lambda r: r.status),
     ("parameters", lambda r: fmt(r.num_params)),
@@ -38,7 +55,25 @@ MEASURES: list[tuple[str, Callable[[ModelResult], str]]] = [
     ("best val bits/char", lambda r: fmt(r.best_val_bpc)),
     ("test loss (nats/char)", lambda r: fmt(r.test_loss)),
     ("test bits/char", lambda r: fmt(r.test_bpc)),
+    ("sample words in train", _text(names.METRIC_SAMPLE_WORD_SHARE, _percent)),
+    ("sample judge bits/char", _text(names.METRIC_SAMPLE_REF_BPC, lambda v: fmt(v, 2))),
+    ("sample longest copy", _text(names.METRIC_SAMPLE_COPY_SPAN, lambda v: fmt(round(v)))),
+    ("sample repeated 3-grams", _text(names.METRIC_SAMPLE_REPETITION, _percent)),
 ]
+
+
+def text_note(results: list[ModelResult]) -> str | None:
+    """What the sample rows measure, under the table that shows them."""
+    lengths = sorted({r.sample_length for r in results if r.text_quality and r.sample_length})
+    if not lengths:
+        return None
+    return (
+        f"sample rows: the last samples' {' or '.join(map(str, lengths))} generated characters "
+        "(mean over prompts); in brackets, held-out text as long. words in train: share of "
+        "words (runs of letters) found in the training text; judge: a character n-gram model "
+        "of the training text; longest copy: characters found verbatim in it; repeated "
+        "3-grams: share of word 3-grams repeating an earlier one."
+    )
 
 
 def model_labels(results: list[ModelResult]) -> list[str]:
@@ -90,6 +125,9 @@ def markdown(results: list[ModelResult], title: str, levels: dict[str, float] | 
     labels = model_labels(results)
     lines += ["| measure | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    note = text_note(results)
+    if note:
+        lines += ["", note[0].upper() + note[1:]]
     if levels:
         lines += [
             "",

@@ -110,6 +110,12 @@ METRIC_HELDOUT_WORD_SHARE = "heldout_word_share"
 METRIC_HELDOUT_REF_BPC = "heldout_ref_bpc"
 METRIC_HELDOUT_COPY_SPAN = "heldout_copy_span"
 METRIC_HELDOUT_REPETITION = "heldout_repetition"
+TEXT_METRICS = {  # each sample measure, and the held-out text's that it reads against
+    METRIC_SAMPLE_WORD_SHARE: METRIC_HELDOUT_WORD_SHARE,
+    METRIC_SAMPLE_REF_BPC: METRIC_HELDOUT_REF_BPC,
+    METRIC_SAMPLE_COPY_SPAN: METRIC_HELDOUT_COPY_SPAN,
+    METRIC_SAMPLE_REPETITION: METRIC_HELDOUT_REPETITION,
+}
 
 # Artifact paths inside a run.
 ARTIFACT_SPEC = "spec.json"

@@ -11,6 +11,7 @@ from rich.console import Console, RenderableType
 from scheduler.cli import display
 from scheduler.compare import Comparison, ModelResult
 from scheduler.report import table_rows
+from shared import names
 
 WIDTHS = (80, 120)
 URL = "http://mlflow.example.org:5000/#/experiments/12/runs/" + "e" * 32
@@ -58,6 +59,17 @@ def three_models() -> Comparison:
             test_loss=test,
             test_bpc=test / math.log(2),
             sample="To be, " * 80,
+            sample_length=1000,
+            text_quality={  # the widest each cell gets: 100%, a judge of random text, 4 digits
+                names.METRIC_SAMPLE_WORD_SHARE: 1.0,
+                names.METRIC_HELDOUT_WORD_SHARE: 0.998,
+                names.METRIC_SAMPLE_REF_BPC: 12.3456,
+                names.METRIC_HELDOUT_REF_BPC: 2.1,
+                names.METRIC_SAMPLE_COPY_SPAN: 1000.0,
+                names.METRIC_HELDOUT_COPY_SPAN: 43.125,
+                names.METRIC_SAMPLE_REPETITION: 0.987,
+                names.METRIC_HELDOUT_REPETITION: 0.07,
+            },
         )
 
     return Comparison(
@@ -84,6 +96,7 @@ def test_compare_shows_every_measure_and_value_whole(width: int) -> None:
     assert f"loss vs step: {URL}" in text
     assert "chance 3.219, perfect recall 1.100" in text
     assert "gru sample" in text
+    assert "the last samples' 1000 generated characters" in " ".join(text.split())
 
 
 @pytest.mark.parametrize("width", WIDTHS)

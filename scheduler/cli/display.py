@@ -260,7 +260,7 @@ def queue_table(queues: dict[str, dict[str, Any]]) -> Table:
 def comparison_view(comparison: Comparison) -> Group:
     """`seqq compare`'s screen: a row per measure and a column per model (more models or
     measures add lines, not width), the reference levels and each model's sample."""
-    from scheduler.report import model_labels, table_rows
+    from scheduler.report import model_labels, table_rows, text_note
 
     labels = model_labels(comparison.results)
     table = Table(title="seqq compare", title_justify="left")
@@ -270,6 +270,9 @@ def comparison_view(comparison: Comparison) -> Group:
     for row in table_rows(comparison.results):
         table.add_row(*row)
     parts: list[Any] = [table]
+    note = text_note(comparison.results)
+    if note:
+        parts.append(Text(note))
     if comparison.levels:
         levels = ", ".join(f"{k} {v:.3f}" for k, v in comparison.levels.items())
         parts.append(Text(f"reference levels (nats/char): {levels}"))

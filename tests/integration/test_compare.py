@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared import names
 from tests.helpers import CORPUS, TINY, Worker, seqq, seqq_json
 
 
@@ -31,8 +32,8 @@ def test_compare_through_a_worker_makes_a_parent_with_two_children_differing_onl
     for child in children:
         assert child.info.status == "FINISHED"
         assert out["models"][child.data.params["model.cell"]]["job_id"] == child.info.run_id
-        names = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert "samples.json" in names
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert "samples.json" in artifacts
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert parent_files == {
         "report/report.md",
@@ -41,10 +42,17 @@ def test_compare_through_a_worker_makes_a_parent_with_two_children_differing_onl
     }
     text = (report / "report.md").read_text()
     assert "| lstm |" in text and "| rnn |" in text and "loss_vs_time.png" in text
+    assert "| sample judge bits/char |" in text and "held-out text as long" in text
     for model, summary in out["models"].items():
         assert summary["status"] == "FINISHED"
         assert summary["best_val_loss"] > 0 and summary["num_params"] > 0 and summary["sample"]
         assert summary["steps"] == 80, model
+        # The last samples' text quality and the held-out text's, as the child run logged them.
+        child = next(c for c in children if c.info.run_id == summary["job_id"])
+        quality = summary["text_quality"]
+        assert quality[names.METRIC_SAMPLE_REF_BPC] > 0 and summary["sample_length"] == 1000
+        assert quality == {k: v for k, v in child.data.metrics.items() if k in quality}
+        assert set(quality) >= set(names.TEXT_METRICS.values()), model
 
     # Comparing the existing runs gives the same numbers.
     again = seqq_json(["compare", "--runs", f"{lstm.info.run_id},{rnn.info.run_id}"], env)
