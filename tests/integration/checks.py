@@ -7,14 +7,15 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from shared import names
 from shared.dataset import split_bounds
 from shared.spec import TrainSpec
-from worker import checkpoint
+from worker import checkpoint, textstats
 from worker.data import encode_bytes, eval_windows
-from worker.train import evaluate
+from worker.train import DEFAULT_PROMPT_CHARS, evaluate
 
 
 def assert_finished_job(tracking_uri: str, run_id: str, tmp: Path, expect: dict[str, str]) -> None:
@@ -88,3 +89,25 @@ def assert_finished_job(tracking_uri: str, run_id: str, tmp: Path, expect: dict[
     text = Path(client.download_artifacts(run_id, samples[-1].path, str(tmp))).read_text()
     assert len(text) > spec.sample.length
     assert set(text) <= set(vocab.chars)
+
+    # Text quality: the last sample step's figures are its samples' measures, rebuilt here from
+    # the sample files and the corpus; step 0 holds the held-out text's.
+    bounds = split_bounds(len(ids), spec.data)
+    train = textstats.decode(ids[bounds.train[0] : bounds.train[1]], vocab.chars)
+    val = textstats.decode(ids[bounds.val[0] : bounds.val[1]], vocab.chars)
+    judge = textstats.TextJudge(train)
+    prompts = spec.sample.prompts or (val[:DEFAULT_PROMPT_CHARS],)
+    stats = []
+    for i, prompt in enumerate(prompts):
+        name = f"{names.ARTIFACT_SAMPLES}/{names.checkpoint_dir_name(steps[-1])}-p{i}.txt"
+        sample = Path(client.download_artifacts(run_id, name, str(tmp))).read_bytes().decode()
+        stats.append(judge.measure(prompt, sample.removeprefix(prompt)))
+    expected = {
+        **textstats.mean_metrics(stats),
+        **judge.heldout(val, DEFAULT_PROMPT_CHARS, spec.sample.length),
+    }
+    assert len(expected) >= 6, expected  # repetition may be undefined for too few words
+    for key, value in expected.items():
+        history = {m.step: m.value for m in client.get_metric_history(run_id, key)}
+        at = 0 if key in names.TEXT_METRICS.values() else steps[-1]
+        assert history.get(at) == pytest.approx(value, rel=1e-9), key
