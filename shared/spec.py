@@ -170,7 +170,13 @@ class SampleSpec(_Group):
     prompts: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         (), description="Prompts to continue; empty = the first 32 characters of validation text."
     )
-    length: int = Field(300, ge=1, le=100_000, description="Characters generated per prompt.")
+    length: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Characters generated per prompt (at 1000 a sample's judge bits/char "
+        "varies by about 0.2 between sampling seeds, 0.3 at 300).",
+    )
     temperature: float = Field(0.8, gt=0.0, le=10.0, description="Softmax temperature.")
     top_k: int | None = Field(None, ge=1, description="Sample only among the k likeliest chars.")
     seed: int = Field(0, ge=0, description="Seed of the sampling generator.")
