@@ -150,9 +150,8 @@ class NgramModel:
     which has Witten-Bell, is not a dependency and counts one n-gram at a time in Python.
 
     Contexts are numbered level by level (a context of k+1 characters is a k-context's id and
-    the next character, the n-gram numbered at level k), so counting is one `np.unique` per
-    order and scoring a sample is one `np.searchsorted` per order, with no Python loop over
-    characters either way.
+    the next character, the n-gram numbered at level k), so scoring a sample is one
+    `np.searchsorted` per order too: no Python loop over characters, fitting or scoring.
     """
 
     def __init__(self, text: str, order: int = NGRAM_ORDER) -> None:
