@@ -145,3 +145,44 @@ def test_gpu_check_writes_its_summary_where_the_environment_says(monkeypatch, tm
     summary = json.loads(out.read_text(encoding="utf-8"))
     assert summary["ok"] and summary["gpu"] == "a GPU" and summary["worker_job"]["ok"]
     assert os.environ["SEQQ_GPU_CHECK_OUT"] == str(out)
+
+
+def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
+    def sweep(best: float, seconds: float, pruned: int) -> dict[str, Any]:
+        return {"best_val_loss": best, "train_s": seconds, "counts": {"PRUNED": pruned}}
+
+    result = {
+        "bench": "sweep",
+        "host": {"cpu": "x", "usable_cores": 2, "python": "3.11", "torch": "2.13.0"},
+        "corpus": {"dataset": "builtin:stdlib", "name": "b", "sha256": "0" * 64, "chars": 10},
+        "trials": 8,
+        "steps": 600,
+        "eval_every": 50,
+        "space": ["optim.lr: {log: [1.0e-4, 3.0e-2]}"],
+        "pruning": [
+            {
+                "seed": 0,
+                "none": sweep(1.50, 300, 0),
+                "asha": sweep(1.51, 90, 5),
+                "loss_gap": 0.01,
+                "time_ratio": 0.3,
+            },
+            {
+                "seed": 1,
+                "none": sweep(1.40, 310, 0),
+                "asha": sweep(1.45, 120, 4),
+                "loss_gap": 0.05,
+                "time_ratio": 0.387,
+            },
+        ],
+        "prune_to_next_trial_s": {"median": 0.6, "min": 0.5, "max": 0.9, "n": 9},
+        "report_overhead": {"median": 1.004, "min": 0.99, "max": 1.01, "n": 3},
+        "trials_per_hour": {"1": 100.0, "2": 190.0},
+        "efficiency_2_workers": 0.95,
+    }
+    text = render.markdown(result)
+    assert "| 0 | 1.500 | 1.510 | +0.010 | 300 | 90 | **0.30** | 5 |" in text
+    assert "| 1 | 1.400 | 1.450 | +0.050 | 310 | 120 | **0.39** | 4 |" in text
+    assert "median **0.60 s**" in text and "target <= 2 s" in text
+    assert "**1.004**" in text and "target < 1.01" in text
+    assert "efficiency **0.95** (target >= 0.9)" in text

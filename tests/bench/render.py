@@ -277,7 +277,58 @@ def render_client_latency(r: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def render_sweep(r: dict[str, Any]) -> str:
+    rows = []
+    for row in r["pruning"]:
+        none, asha = row["none"], row["asha"]
+        rows.append(
+            [
+                str(row["seed"]),
+                f"{none['best_val_loss']:.3f}",
+                f"{asha['best_val_loss']:.3f}",
+                f"{row['loss_gap']:+.3f}",
+                f"{none['train_s']:.0f}",
+                f"{asha['train_s']:.0f}",
+                f"**{row['time_ratio']:.2f}**",
+                str(asha["counts"].get("PRUNED", 0)),
+            ]
+        )
+    out = table(
+        [
+            "sweep seed",
+            "best val, no pruning",
+            "best val, ASHA",
+            "gap (target <= 0.02)",
+            "train s, no pruning",
+            "train s, ASHA",
+            "time ratio (target <= 0.33)",
+            "pruned",
+        ],
+        rows,
+    )
+    gap = r.get("prune_to_next_trial_s")
+    rate = r["trials_per_hour"]
+    lines = [
+        f"- {r['trials']} trials per sweep, {r['steps']} steps each, an evaluation every "
+        f"{r['eval_every']}; space: {'; '.join(s.strip() for s in r['space'])}.",
+        "- pruned trial -> its worker's next trial's first step: "
+        + (
+            f"median **{gap['median']:.2f} s** (min {gap['min']:.2f}, max {gap['max']:.2f}, "
+            f"n {gap['n']}; target <= 2 s)"
+            if gap
+            else "no trial was pruned"
+        ),
+        f"- reporting to the study: a trial's training time over the same spec alone, median "
+        f"**{r['report_overhead']['median']:.3f}** (min {r['report_overhead']['min']:.3f}, max "
+        f"{r['report_overhead']['max']:.3f}, {r['report_overhead']['n']} rounds; target < 1.01)",
+        f"- trials per hour: {rate['1']:.0f} on one one-core worker, {rate['2']:.0f} on two; "
+        f"efficiency **{r['efficiency_2_workers']:.2f}** (target >= 0.9)",
+    ]
+    return out + "\n" + "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "sweep": render_sweep,
     "train_overhead": render_train_overhead,
     "quality": render_quality,
     "data_pipeline": render_data_pipeline,

@@ -1,0 +1,297 @@
+"""Sweep benchmark: does pruning pay, how fast a freed worker goes on, what reporting costs, and
+how trials per hour scale with workers. Everything runs as users run it: `seqq sweep` on the
+queue, real `seqq worker` and `seqq scheduler` processes, a real Redis study.
+
+    .venv/bin/python tests/bench/sweep.py [--json] [--markdown] [--quick] [--seeds 0,1,2] [--trials 8]
+    .venv/bin/python tests/bench/sweep.py --markdown-from docs/bench/sweep.json
+
+1. **Pruning pays.** For each sweep seed: the same space, trial count and sampler seed with
+   `--pruner asha` and `--pruner none`, one after the other on one worker (`--parallel 1`, the
+   machine's cores). Reported per seed: each sweep's best validation loss (nats/char) and its
+   total training time (the sum of its trials' training seconds, pruned ones included: the
+   `train_time_s` a trial logged at its end, else the `elapsed_s` it logged last), the gap in
+   best loss and the ratio of training times. Targets: gap <= 0.02, time ratio <= 1/3.
+2. **A freed worker goes on.** In the ASHA sweeps: from the evaluation at which a trial was
+   pruned (the timestamp MLflow gave that `val_loss`) to the next trial's first training step
+   on the same worker (the timestamp of its `submit_to_first_step_s`). Median; target <= 2 s.
+3. **Reporting costs.** R rounds, each: the same spec as a lone job and as the one trial of a
+   sweep with nothing to search (a single choice, no pruner), on the same worker back to back;
+   the ratio of their training seconds (trial / alone), median over rounds. Target < 1.01.
+4. **Trials per hour.** K trials of a sweep without pruning on one worker (`taskset -c 0`,
+   `--parallel 1`), then on two (`taskset -c 0` and `-c 1`, `--parallel 2`): trials per hour
+   from the first trial's start to the last one's end; efficiency = rate(2) / (2 x rate(1)).
+   Target >= 0.9. Workers given one core each, as on one-core machines.
+
+Uses Redis database --redis-db (10) on 127.0.0.1:6379 (flushed) and a SQLite MLflow store in a
+temp dir; trains on `--data` (default: the built-in corpus), named in the output. Run it alone:
+two torch processes on two cores slow each other many times over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.bench import common  # noqa: E402
+from tests.helpers import SEQQ, Service, Worker, base_env, seqq_json, wait_until  # noqa: E402
+
+SWEEP = """\
+model: {{cell: lstm, hidden_size: 64, num_layers: 1, embedding_dim: 16}}
+data: {{dataset: {corpus}, seq_len: 64}}
+optim: {{batch_size: 32, max_steps: {steps}, warmup_steps: 20}}
+run: {{eval_every: {eval_every}, eval_batches: 4, sample_every: 1000000, checkpoint_every: 1000000, experiment: {experiment}, seed: 0}}
+sample: {{length: 50}}
+device: cpu
+space:
+{space}
+sweep: {{trials: {trials}, sampler: tpe, pruner: {pruner}, seed: {seed}}}
+"""
+SPACE = """\
+  optim.lr: {log: [1.0e-4, 3.0e-2]}
+  model.hidden_size: [32, 64, 128]
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def sweep_file(tmp: Path, name: str, corpus: str, **values: Any) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(SWEEP.format(corpus=corpus, experiment=name, **values))
+    return path
+
+
+def wait_ended(client: Any, run_id: str) -> None:
+    """Poll a run's status in this process once a second (a `seqq` process per look would
+    take ~1.5 s of the cores the workers train on)."""
+    wait_until(
+        lambda: client.get_run(run_id).info.status in ("FINISHED", "FAILED", "KILLED"),
+        7200,
+        f"run {run_id} to end",
+        interval=1.0,
+    )
+
+
+def run_sweep(env: dict[str, str], client: Any, path: Path, parallel: int) -> dict[str, Any]:
+    """Submit a sweep, wait for its parent run to end; its record (`seqq sweep status`)."""
+    sweep_id = seqq_json(["sweep", "-f", str(path), "--parallel", str(parallel)], env)["sweep_id"]
+    wait_ended(client, sweep_id)
+    return seqq_json(["sweep", "status", sweep_id], env)
+
+
+def train_seconds(client: Any, run_id: str) -> float:
+    """A trial's training seconds: `train_time_s` at its end, else the last `elapsed_s`."""
+    run = client.get_run(run_id)
+    if "train_time_s" in run.data.metrics:
+        return float(run.data.metrics["train_time_s"])
+    history = client.get_metric_history(run_id, "elapsed_s")
+    return max((m.value for m in history), default=0.0)
+
+
+def first_step_ms(client: Any, run_id: str) -> int | None:
+    history = client.get_metric_history(run_id, "submit_to_first_step_s")
+    return history[0].timestamp if history else None
+
+
+def prune_to_next_s(client: Any, record: dict[str, Any]) -> list[float]:
+    """For each pruned trial: seconds from its pruning evaluation to the next trial's first
+    step (trials run one at a time, so the next trial is on the same worker)."""
+    rows = sorted(record["trials"], key=lambda r: r["number"])
+    out = []
+    for row, nxt in itertools.pairwise(rows):
+        if row["state"] != "PRUNED" or not nxt["run_id"] or row["pruned_step"] is None:
+            continue
+        evals = client.get_metric_history(row["run_id"], "val_loss")
+        decided = [m.timestamp for m in evals if m.step == row["pruned_step"]]
+        started = first_step_ms(client, nxt["run_id"])
+        if decided and started:
+            out.append((started - decided[0]) / 1000)
+    return out
+
+
+def makespan_s(client: Any, record: dict[str, Any]) -> float:
+    runs = [client.get_run(r["run_id"]) for r in record["trials"] if r["run_id"]]
+    first = min(first_step_ms(client, r.info.run_id) or r.info.start_time for r in runs)
+    return (max(r.info.end_time for r in runs) - first) / 1000
+
+
+def start_worker(env: dict[str, str], tmp: Path, name: str, core: int | None) -> Worker:
+    prefix = ["taskset", "-c", str(core)] if core is not None else []
+    worker = Worker(  # one home: workers on one machine share its corpus cache
+        {**env, "SEQQ_HOME": str(tmp / "worker-home")},
+        tmp / f"{name}-{time.time_ns()}.log",
+        args=["--queues", "cpu", "--name", f"{name}@bench"],
+        prefix=prefix,
+    )
+    worker.wait_ready(timeout=120)
+    return worker
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few minutes")
+    parser.add_argument("--seeds", default=None, help="sweep seeds, comma-separated (0,1,2)")
+    parser.add_argument("--trials", type=int, default=None, help="trials per sweep (8)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of part 3 (3)")
+    parser.add_argument("--redis-db", type=int, default=10, help="Redis database (flushed)")
+    common.add_data_option(parser)
+    common.add_output_options(parser)
+    args = parser.parse_args()
+    if common.render_saved(args):
+        return
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
+    trials = args.trials or (4 if args.quick else 8)
+    rounds = args.rounds or (1 if args.quick else 3)
+    steps, eval_every = (60, 20) if args.quick else (600, 50)
+    corpus_info = common.describe_corpus(args.data)
+    corpus = corpus_info["path"]
+    log(common.corpus_line(corpus_info))
+
+    import redis
+    from mlflow import MlflowClient
+
+    redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+    redis.Redis.from_url(redis_url).flushdb()
+    result: dict[str, Any] = {
+        "bench": "sweep",
+        "host": common.describe_host(),
+        "corpus": {k: v for k, v in corpus_info.items() if k != "path"},
+        "quick": args.quick,
+        "trials": trials,
+        "steps": steps,
+        "eval_every": eval_every,
+        "space": SPACE.strip().splitlines(),
+    }
+    with tempfile.TemporaryDirectory(prefix="seqq-sweep-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        uri = f"sqlite:///{tmp / 'mlflow.db'}"
+        client = MlflowClient(uri)
+        client.search_experiments()  # migrate the store before any worker touches it
+        env = base_env(
+            tmp / "client-home",
+            SEQQ_BROKER_URL=redis_url,
+            SEQQ_MLFLOW_URI=uri,
+            SEQQ_REAP_INTERVAL="2",
+        )
+        os.environ.update(MLFLOW_DISABLE_TELEMETRY="true")
+        scheduler = Service([SEQQ, "scheduler"], tmp / "scheduler.log", env=env)
+        try:
+            # 1 and 2: pruning pays, and a freed worker goes on.
+            worker = start_worker(env, tmp, "all-cores", None)
+            try:
+                per_seed, gaps_s = [], []
+                for seed in seeds:
+                    row: dict[str, Any] = {"seed": seed}
+                    for pruner in ("none", "asha"):
+                        name = f"prune-{pruner}-{seed}"
+                        path = sweep_file(
+                            tmp,
+                            name,
+                            corpus,
+                            steps=steps,
+                            eval_every=eval_every,
+                            space=SPACE,
+                            trials=trials,
+                            pruner=pruner,
+                            seed=seed,
+                        )
+                        record = run_sweep(env, client, path, parallel=1)
+                        ids = [r["run_id"] for r in record["trials"] if r["run_id"]]
+                        row[pruner] = {
+                            "best_val_loss": (record["best"] or {}).get("value"),
+                            "train_s": sum(train_seconds(client, i) for i in ids),
+                            "counts": record["counts"],
+                        }
+                        if pruner == "asha":
+                            gaps_s += prune_to_next_s(client, record)
+                        log(f"seed {seed} {pruner}: {row[pruner]}")
+                    none, asha = row["none"], row["asha"]
+                    row["loss_gap"] = asha["best_val_loss"] - none["best_val_loss"]
+                    row["time_ratio"] = asha["train_s"] / none["train_s"]
+                    per_seed.append(row)
+                result["pruning"] = per_seed
+                result["prune_to_next_trial_s"] = stats(gaps_s) if gaps_s else None
+                log(f"pruned -> next trial: {result['prune_to_next_trial_s']}")
+
+                # 3: what reporting to the study costs a trial.
+                ratios = []
+                for r in range(rounds):
+                    one = "  optim.lr: [3.0e-3]\n"
+                    path = sweep_file(
+                        tmp,
+                        f"report-{r}",
+                        corpus,
+                        steps=steps * 2,
+                        eval_every=eval_every,
+                        space=one,
+                        trials=1,
+                        pruner="none",
+                        seed=0,
+                    )
+                    record = run_sweep(env, client, path, parallel=1)
+                    trial_s = train_seconds(client, record["trials"][0]["run_id"])
+                    spec = tmp / f"report-{r}-alone.yaml"
+                    spec.write_text(path.read_text().split("space:")[0])  # the base alone
+                    alone = seqq_json(["submit", "-f", str(spec), "--lr", "3.0e-3"], env)
+                    wait_ended(client, alone["job_id"])
+                    alone_s = train_seconds(client, alone["job_id"])
+                    ratios.append(trial_s / alone_s)
+                    log(f"round {r}: trial {trial_s:.2f}s, alone {alone_s:.2f}s")
+                result["report_overhead"] = stats(ratios)
+            finally:
+                worker.stop()
+
+            # 4: trials per hour on one worker and on two.
+            rates = {}
+            for count in (1, 2):
+                workers = [start_worker(env, tmp, f"core{i}", i) for i in range(count)]
+                try:
+                    path = sweep_file(
+                        tmp,
+                        f"rate-{count}",
+                        corpus,
+                        steps=steps,
+                        eval_every=eval_every,
+                        space=SPACE,
+                        trials=max(4, trials),
+                        pruner="none",
+                        seed=0,
+                    )
+                    record = run_sweep(env, client, path, parallel=count)
+                    span = makespan_s(client, record)
+                    rates[count] = len(record["trials"]) / span * 3600
+                    log(f"{count} worker(s): {len(record['trials'])} trials in {span:.1f}s")
+                finally:
+                    for w in workers:
+                        w.stop()
+            result["trials_per_hour"] = {str(k): v for k, v in rates.items()}
+            result["efficiency_2_workers"] = rates[2] / (2 * rates[1])
+        finally:
+            scheduler.stop()
+    common.emit(result, args)
+
+
+if __name__ == "__main__":
+    main()
