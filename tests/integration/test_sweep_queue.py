@@ -233,7 +233,9 @@ def test_cancel_stops_a_queue_sweep_and_starts_no_more_trials(
     scheduler = _scheduler(env, tmp_path)
     worker = start_worker(env, tmp_path)
     try:
-        sweep_id = seqq_json(["sweep", "-f", str(path), "--parallel", "1"], env)["sweep_id"]
+        out = seqq_json(["sweep", "-f", str(path)], env)
+        sweep_id = out["sweep_id"]
+        assert out["dispatch"]["parallel"] == 1  # the default: the one live worker's one slot
         wait_until(
             lambda: seqq_json(["sweep", "status", sweep_id], env)["trials"][0]["best_val_loss"],
             60,
@@ -241,7 +243,9 @@ def test_cancel_stops_a_queue_sweep_and_starts_no_more_trials(
         )
         done = seqq(["cancel", sweep_id], env)
         assert done.returncode == 0 and "cancelled" in done.stdout, done.stderr
-        record = _wait_ended(env, sweep_id, timeout=60)
+        waited = seqq(["sweep", "status", sweep_id, "--wait", "--json"], env, timeout=120)
+        assert waited.returncode == 0, waited.stderr  # --wait returns once the sweep has ended
+        record = json.loads(waited.stdout)
     finally:
         worker.stop()
         scheduler.stop()
