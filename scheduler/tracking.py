@@ -197,6 +197,7 @@ def create_job_run(
     tags = {
         names.TAG_KIND: "job",
         names.TAG_MODEL: spec.model.cell,
+        names.TAG_SEED: str(spec.run.seed),
         names.TAG_QUEUE: queue,
         names.TAG_DATASET_SHA256: dataset.sha256,
         names.TAG_DATASET_NAME: dataset.name,

@@ -50,6 +50,7 @@ UI_WORKFLOW_QUERY = "workflowType=machine_learning"
 TAG_JOB_ID = "seqq.job_id"
 TAG_KIND = "seqq.kind"  # "job" for a training run, "dataset" for an uploaded corpus
 TAG_MODEL = "seqq.model"
+TAG_SEED = "seqq.seed"  # the spec's run.seed, so a comparison's runs are found by model and seed
 TAG_DATASET_SHA256 = "seqq.dataset.sha256"
 TAG_DATASET_NAME = "seqq.dataset.name"
 TAG_QUEUE = "seqq.queue"
@@ -64,6 +65,7 @@ TAG_ERROR = "seqq.error"
 TAG_RESUMES = "seqq.resumes"
 TAG_NUM_PARAMS = "seqq.num_params"
 TAG_COMPARE_MODELS = "seqq.compare.models"
+TAG_COMPARE_SEEDS = "seqq.compare.seeds"  # on a comparison's parent: the seeds every model ran
 TAG_STEPS = "seqq.steps"  # optimizer steps trained when the run ended
 TAG_DATA_CACHE = "seqq.data.cache"  # "hit" when the worker reused encoded ids, else "miss"
 TAG_LOCAL_OWNER = "seqq.local.owner"  # "pid:start-ticks" of the `seqq run` process training it
