@@ -1,17 +1,21 @@
-"""Model comparison: the same spec trained once per cell, grouped under one parent MLflow run.
+"""Model comparison: the same spec trained once per cell and seed, under one parent MLflow run.
 
-Everything but `model.cell` is identical across the children (data, seed, sizes, budget), so
-differences in loss, speed and samples are the models'. Results are read back from MLflow, the
-system of record, whether the children trained here, on workers, or long ago (`--runs`).
+Everything but `model.cell` and `run.seed` is identical across the children (data, sizes,
+budget), and every model trains with the same seeds, so differences in loss, speed and samples
+are the models'; over several seeds each figure is a mean with its spread, so a difference can be
+told from the luck of one seed. Results are read back from MLflow, the system of record, whether
+the children trained here, on workers, or long ago (`--runs`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 import tempfile
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +46,49 @@ def parse_models(text: str) -> list[str]:
     return models
 
 
-def per_model_specs(spec: TrainSpec, models: list[str]) -> dict[str, TrainSpec]:
-    """One spec per cell, identical in every other field."""
+def parse_seeds(text: str) -> int:
+    """`--seeds N`: how many seeds every model trains with, a whole number of at least 1."""
+    try:
+        count = int(text.strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise SpecError(f"--seeds: expected a whole number of at least 1; got {text!r}")
+    return count
+
+
+def seed_list(spec: TrainSpec, count: int) -> list[int]:
+    """The spec's seed and the next `count - 1`: `--seed 7 --seeds 3` trains 7, 8 and 9."""
+    if count < 1:
+        raise SpecError(f"--seeds: expected a whole number of at least 1; got {count}")
+    return [spec.run.seed + i for i in range(count)]
+
+
+def child_label(model: str, seed: int, several: bool) -> str:
+    """How a child is shown and named: its model, and its seed when there are several."""
+    return f"{model}-seed-{seed}" if several else model
+
+
+def child_specs(spec: TrainSpec, models: list[str], seeds: list[int]) -> dict[str, TrainSpec]:
+    """One spec per (model, seed), identical in every other field, keyed by `child_label`.
+
+    Seed by seed, so children trained one after another alternate models and a comparison cut
+    short still has each model at the same seeds."""
     return {
-        m: spec.model_copy(update={"model": spec.model.model_copy(update={"cell": m})})
+        child_label(m, seed, len(seeds) > 1): spec.model_copy(
+            update={
+                "model": spec.model.model_copy(update={"cell": m}),
+                "run": spec.run.model_copy(update={"seed": seed}),
+            }
+        )
+        for seed in seeds
         for m in models
     }
+
+
+def _figure() -> Any:
+    """A number a run reports, which a comparison over seeds summarises (mean and spread)."""
+    return field(default=None, metadata={"figure": True})
 
 
 @dataclass
@@ -57,14 +98,15 @@ class ModelResult:
     model: str
     job_id: str
     status: str
-    num_params: int | None = None
-    steps: int | None = None
-    train_time_s: float | None = None
-    chars_per_s: float | None = None
-    best_val_loss: float | None = None
-    best_val_bpc: float | None = None
-    test_loss: float | None = None
-    test_bpc: float | None = None
+    seed: int | None = None
+    num_params: int | None = _figure()
+    steps: int | None = _figure()
+    train_time_s: float | None = _figure()
+    chars_per_s: float | None = _figure()
+    best_val_loss: float | None = _figure()
+    best_val_bpc: float | None = _figure()
+    test_loss: float | None = _figure()
+    test_bpc: float | None = _figure()
     sample: str = ""
     sample_length: int | None = None  # characters generated per prompt (spec sample.length)
     # The last sample step's text-quality metrics and the held-out text's, by metric name.
@@ -83,13 +125,81 @@ class ModelResult:
         return data
 
 
+# The figures a run reports, in the order of its fields: a new figure is one more `_figure()`
+# field (and a row in report.MEASURES to show it); the summaries over seeds follow by themselves.
+FIGURES = tuple(f.name for f in fields(ModelResult) if f.metadata.get("figure"))
+# The text-quality figures, each sample measure then the held-out text's (names.TEXT_METRICS): a
+# run keeps them in `text_quality` by MLflow metric name, so a new one is a name there, not a
+# field; they are shown and summarised over seeds as FIGURES are.
+TEXT_FIGURES = tuple(m for pair in names.TEXT_METRICS.items() for m in pair)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One figure over a model's runs: the mean, the sample standard deviation (None for one
+    value), the extremes and how many runs had it (a failed run has no test loss)."""
+
+    mean: float
+    std: float | None
+    min: float
+    max: float
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        std = statistics.stdev(values) if len(values) > 1 else None
+        return cls(statistics.fmean(values), std, min(values), max(values), len(values))
+
+
+def figure_values(runs: list[ModelResult], figure: str) -> list[float]:
+    """The runs' finite values of one figure, a FIGURES field or a TEXT_FIGURES metric (runs
+    without it are left out)."""
+    if figure in TEXT_FIGURES:
+        values: Iterable[float | None] = (r.text_quality.get(figure) for r in runs)
+    else:
+        values = (getattr(r, figure) for r in runs)
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def _spread(runs: list[ModelResult], figure: str) -> dict[str, Any] | None:
+    values = figure_values(runs, figure)
+    return asdict(Spread.of(values)) if values else None
+
+
+def summarise(runs: list[ModelResult]) -> dict[str, Any]:
+    """The JSON summary of one model's runs: their seeds, how they ended, each figure's spread;
+    the text-quality figures under `text_quality` as in a run's own JSON, each metric that a run
+    logged."""
+    out: dict[str, Any] = {
+        "runs": len(runs),
+        "seeds": [r.seed for r in runs],
+        "statuses": dict(Counter(r.status for r in runs)),
+    }
+    for figure in FIGURES:
+        out[figure] = _spread(runs, figure)
+    quality = {metric: _spread(runs, metric) for metric in TEXT_FIGURES}
+    out["text_quality"] = {metric: s for metric, s in quality.items() if s is not None}
+    return out
+
+
+def model_labels(results: list[ModelResult]) -> list[str]:
+    """Run headings: the model, with the run id's start when two runs share a model."""
+    counts = Counter(r.model for r in results)
+    return [r.model if counts[r.model] == 1 else f"{r.model} {r.job_id[:8]}" for r in results]
+
+
 def read_result(client: MlflowClient, run_id: str, tmp_dir: str) -> ModelResult:
     """A child's numbers, curves and samples, from MLflow."""
     run = client.get_run(run_id)
     tags, metrics = run.data.tags, run.data.metrics
     model = tags.get(names.TAG_MODEL) or run.data.params.get("model.cell", "?")
+    seed = tags.get(names.TAG_SEED) or run.data.params.get("run.seed")
     result = ModelResult(
-        model=model, job_id=run_id, status=run.info.status, error=tags.get(names.TAG_ERROR)
+        model=model,
+        job_id=run_id,
+        status=run.info.status,
+        seed=int(seed) if seed is not None else None,
+        error=tags.get(names.TAG_ERROR),
     )
     result.num_params = int(tags[names.TAG_NUM_PARAMS]) if names.TAG_NUM_PARAMS in tags else None
     result.steps = int(tags[names.TAG_STEPS]) if names.TAG_STEPS in tags else None
@@ -97,8 +207,7 @@ def read_result(client: MlflowClient, run_id: str, tmp_dir: str) -> ModelResult:
     result.chars_per_s = metrics.get(names.METRIC_CHARS_PER_SEC)
     result.test_loss = metrics.get(names.METRIC_TEST_LOSS)
     result.test_bpc = metrics.get(names.METRIC_TEST_BPC)
-    text_metrics = [m for pair in names.TEXT_METRICS.items() for m in pair]
-    result.text_quality = {m: metrics[m] for m in text_metrics if m in metrics}
+    result.text_quality = {m: metrics[m] for m in TEXT_FIGURES if m in metrics}
     length = run.data.params.get("sample.length")
     result.sample_length = int(length) if length else None
     val = sorted(client.get_metric_history(run_id, names.METRIC_VAL_LOSS), key=lambda m: m.step)
@@ -134,7 +243,7 @@ def _samples(client: MlflowClient, run_id: str, tmp_dir: str) -> dict[int, str]:
 
 
 def start_parent(
-    client: MlflowClient, spec: TrainSpec, models: list[str], settings: Settings
+    client: MlflowClient, spec: TrainSpec, models: list[str], seeds: list[int], settings: Settings
 ) -> str:
     """The parent run that groups the children and holds the report."""
     from mlflow.entities import Param
@@ -143,27 +252,33 @@ def start_parent(
 
     experiment_id = ensure_experiment(client, spec.run.experiment, settings)
     name = f"{spec.run.name or 'compare'}-{'-vs-'.join(models)}"
+    seed_text = ",".join(str(s) for s in seeds)
     run = client.create_run(
         experiment_id,
         run_name=name,
         tags={
             names.TAG_KIND: "compare",
             names.TAG_COMPARE_MODELS: ",".join(models),
+            names.TAG_COMPARE_SEEDS: seed_text,
             **spec.run.tags,
         },
     )
-    params = {k: v for k, v in spec.flat().items() if k != "model.cell"}
+    # What the children share; the cell, and the seed when there are several, is theirs alone.
+    varied = {"model.cell"} | ({"run.seed"} if len(seeds) > 1 else set())
+    params = {k: v for k, v in spec.flat().items() if k not in varied}
     params["compare.models"] = ",".join(models)
+    params["compare.seeds"] = seed_text
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
     return str(run.info.run_id)
 
 
-def child_run_name(spec: TrainSpec, model: str) -> str:
-    return f"{spec.run.name or 'compare'}-{model}"
+def child_run_name(spec: TrainSpec, label: str) -> str:
+    return f"{spec.run.name or 'compare'}-{label}"
 
 
 TrainChildren = Callable[[dict[str, TrainSpec], str], dict[str, str]]
-"""Trains each model's spec as a child of the parent run (its id); returns model -> job id.
+"""Trains each child's spec (keyed by `child_label`) as a child of the parent run (its id);
+returns label -> job id.
 
 The caller chooses how (here, one after another, or on workers) and how the person watches."""
 
@@ -172,23 +287,47 @@ The caller chooses how (here, one after another, or on workers) and how the pers
 class Comparison:
     """What `seqq compare` shows: the children's results and where their parent run is."""
 
-    results: list[ModelResult]
+    results: list[ModelResult]  # every run, a model's seeds side by side
     parent_run_id: str | None = None
     urls: dict[str, str] = field(default_factory=dict)  # MLflow UI addresses, in print order
     levels: dict[str, float] | None = None
+    seeds: list[int] | None = None  # every model's seeds; None: runs as they are (`--runs`)
 
     @property
     def finished(self) -> bool:
         return all(r.status == JobState.FINISHED for r in self.results)
 
+    @property
+    def several_seeds(self) -> bool:
+        return self.seeds is not None and len(self.seeds) > 1
+
+    def columns(self) -> dict[str, list[ModelResult]]:
+        """What the table puts side by side: each model's runs over the seeds, or (`--runs`)
+        each run alone, headed by its model."""
+        if self.seeds is None:
+            labels = model_labels(self.results)
+            return {label: [r] for label, r in zip(labels, self.results, strict=True)}
+        columns: dict[str, list[ModelResult]] = {}
+        for r in self.results:
+            columns.setdefault(r.model, []).append(r)
+        return columns
+
     def summary(self) -> dict[str, Any]:
-        """The JSON form `seqq compare --json` prints."""
-        return {
+        """The JSON form `seqq compare --json` prints: every run's figures (`runs`) and each
+        model's spread over its seeds (`summary`); with one run per model also `models`, each
+        model's run as before seeds existed, so scripts written for one seed read it unchanged."""
+        columns = self.columns()
+        out: dict[str, Any] = {
             "parent_run_id": self.parent_run_id,
             "urls": self.urls,
             "levels": self.levels,
-            "models": {r.model: r.summary() for r in self.results},
+            "seeds": self.seeds,
         }
+        if all(len(runs) == 1 for runs in columns.values()):
+            out["models"] = {r.model: r.summary() for r in self.results}
+        out["runs"] = [r.summary() for r in self.results]
+        out["summary"] = {label: summarise(runs) for label, runs in columns.items()}
+        return out
 
 
 def reference_levels(spec: TrainSpec) -> dict[str, float] | None:
@@ -208,10 +347,13 @@ def compare_runs(run_ids: list[str], settings: Settings, report_dir: Path | None
         jobs.status(job_id, settings)  # one-line error for an unknown id
     with tempfile.TemporaryDirectory() as tmp:
         results = [read_result(client, job_id, tmp) for job_id in run_ids]
+    comparison = Comparison(results)
     if report_dir:
-        write_report(results, report_dir, "seqq compare: " + " vs ".join(r.model for r in results))
+        title = "seqq compare: " + " vs ".join(r.model for r in results)
+        write_report(comparison, report_dir, title)
     experiment_id = client.get_run(run_ids[0]).info.experiment_id
-    return Comparison(results, urls=tracking.comparison_urls(settings, experiment_id, run_ids))
+    comparison.urls = tracking.comparison_urls(settings, experiment_id, run_ids)
+    return comparison
 
 
 def compare_models(
@@ -221,15 +363,18 @@ def compare_models(
     train: TrainChildren,
     *,
     on_workers: bool,
+    seeds: int = 1,
     report_dir: Path | None = None,
 ) -> Comparison:
-    """Train `spec` once per model under one parent run, then report on the parent.
+    """Train `spec` once per model and seed under one parent run, then report on the parent.
 
+    The seeds are the spec's `run.seed` and the next `seeds - 1`, the same for every model.
     Every check comes before the parent run exists. The parent ends FINISHED only when every
     child did, FAILED otherwise, KILLED on Ctrl-C; its report is logged either way it finishes.
     """
     from scheduler.report import write_report  # deferred: report imports this module
 
+    seed_values = seed_list(spec, seeds)
     jobs.check_inputs(spec, settings)
     tracking.check_tracking(settings)
     if on_workers:
@@ -238,16 +383,21 @@ def compare_models(
         redis_client(settings)
     levels = reference_levels(spec)
     client = tracking.tracking_client(settings)
-    parent = start_parent(client, spec, models, settings)
+    parent = start_parent(client, spec, models, seed_values, settings)
     status = JobState.FAILED
     try:
-        job_ids = train(per_model_specs(spec, models), parent)
+        job_ids = train(child_specs(spec, models, seed_values), parent)
+        several = len(seed_values) > 1
         with tempfile.TemporaryDirectory() as tmp:
-            results = [read_result(client, job_ids[m], tmp) for m in models]
+            results = [
+                read_result(client, job_ids[child_label(m, seed, several)], tmp)
+                for m in models
+                for seed in seed_values
+            ]
+            comparison = Comparison(results, parent, levels=levels, seeds=seed_values)
             title = "seqq compare: " + " vs ".join(models) + f" on {spec.data.dataset}"
-            for path in write_report(results, report_dir or Path(tmp) / "report", title, levels):
+            for path in write_report(comparison, report_dir or Path(tmp) / "report", title):
                 client.log_artifact(parent, str(path), names.ARTIFACT_REPORT)
-        comparison = Comparison(results, parent, levels=levels)
         status = JobState.FINISHED if comparison.finished else JobState.FAILED
     except KeyboardInterrupt:
         status = JobState.KILLED

@@ -90,7 +90,7 @@ def test_compare_shows_every_measure_and_value_whole(width: int) -> None:
     lines = render_comparison(comparison, width)
     assert_fits(lines, width, allowed_wider=URL)
     text = "\n".join(lines)
-    for label, *values in table_rows(comparison.results):
+    for label, *values in table_rows(comparison.columns()):
         row = next(line for line in lines if line.startswith(f"│ {label} "))
         assert [cell.strip() for cell in row.strip("│").split("│")[1:]] == values
     assert f"loss vs step: {URL}" in text
@@ -118,6 +118,72 @@ def test_a_sample_without_spaces_wraps_inside_its_panel() -> None:
     lines = render_comparison(one, 80)
     assert_fits(lines, 80)
     assert sum(line.count("x") for line in lines) == 300
+
+
+def three_models_three_seeds() -> Comparison:
+    """Each model over seeds 7, 8, 9 with the widest numbers a long run produces; one rnn seed
+    failed, so it has no test loss."""
+    runs = []
+    for m, model in enumerate(("lstm", "rnn", "gru")):
+        for seed in (7, 8, 9):
+            failed = model == "rnn" and seed == 9
+            runs.append(
+                ModelResult(
+                    model,
+                    f"{m}{seed}" * 16,
+                    "FAILED" if failed else "FINISHED",
+                    seed=seed,
+                    num_params=1_234_567,
+                    steps=100_000 + seed,
+                    train_time_s=12_345.6 + seed,
+                    chars_per_s=1_234_567.8 * seed,
+                    best_val_loss=1.4567 + seed / 100,
+                    best_val_bpc=(1.4567 + seed / 100) / math.log(2),
+                    test_loss=None if failed else 1.5 + seed / 100,
+                    test_bpc=None if failed else (1.5 + seed / 100) / math.log(2),
+                    sample=f"seed {seed} says: " + "To be, " * 80,
+                    sample_length=1000,
+                    text_quality={} if failed else wide_text_quality(seed),
+                )
+            )
+    return Comparison(runs, parent_run_id="f" * 32, urls={"loss_vs_step": URL}, seeds=[7, 8, 9])
+
+
+def wide_text_quality(seed: int) -> dict[str, float]:
+    """The widest text-quality cells over seeds: a spread in every figure, 4-digit copies."""
+    return {
+        names.METRIC_SAMPLE_WORD_SHARE: 1.0 - seed / 100,
+        names.METRIC_HELDOUT_WORD_SHARE: 0.998,
+        names.METRIC_SAMPLE_REF_BPC: 12.3456 - seed,
+        names.METRIC_HELDOUT_REF_BPC: 12.1,
+        names.METRIC_SAMPLE_COPY_SPAN: 1000.0 * seed,
+        names.METRIC_HELDOUT_COPY_SPAN: 1043.125,
+        names.METRIC_SAMPLE_REPETITION: 0.1 * seed,
+        names.METRIC_HELDOUT_REPETITION: 0.07,
+    }
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_compare_over_seeds_shows_each_models_mean_and_spread_whole(width: int) -> None:
+    lines = render_comparison(three_models_three_seeds(), width)
+    assert_fits(lines, width, allowed_wider=URL)
+    text = "\n".join(lines)
+    header = next(line for line in lines if "lstm" in line and "┃" in line)
+    assert header.split() == ["┃", "┃", "lstm", "┃", "rnn", "┃", "gru", "┃"]
+    assert "3 seeds (7, 8, 9)" in " ".join(text.split())
+    # The mean on the measure's line, the standard deviation under it.
+    row = lines.index(next(line for line in lines if line.startswith("│ best val loss")))
+    assert [c.strip() for c in lines[row].strip("│").split("│")[1:]] == ["1.537"] * 3
+    assert [c.strip() for c in lines[row + 1].strip("│").split("│")[1:]] == ["± 0.010"] * 3
+    assert "(2/3)" in text and "1 FAILED" in text
+    # A text figure: the mean, then the spread with the held-out text's in brackets.
+    row = lines.index(next(line for line in lines if line.startswith("│ sample judge")))
+    assert [c.strip() for c in lines[row].strip("│").split("│")[1:]] == ["4.35", "4.85", "4.35"]
+    assert [c.strip() for c in lines[row + 1].strip("│").split("│")[1:]] == [
+        "± 1.00 (12.10)", "± 0.71 (12.10) (2/3)", "± 1.00 (12.10)"
+    ]  # fmt: skip
+    assert "the last samples' 1000 generated characters" in " ".join(text.split())
+    assert "lstm (seed 7) sample" in text and "seed 7 says" in text
 
 
 def jobs() -> list[dict[str, object]]:

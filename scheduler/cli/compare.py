@@ -19,6 +19,16 @@ def compare(
     models: Annotated[
         str, typer.Option("--models", help="Comma-separated cells to train: lstm, rnn, gru.")
     ] = "lstm,rnn",
+    seeds: Annotated[
+        str,
+        typer.Option(
+            "--seeds",
+            metavar="N",
+            help="Train every model with the same N seeds (--seed and the next N-1); the table "
+            "shows each figure's mean ± standard deviation, the report each model's mean curve "
+            "with its min-max band.",
+        ),
+    ] = "1",
     runs: Annotated[
         str | None, typer.Option("--runs", help="Compare existing runs (comma-separated ids).")
     ] = None,
@@ -34,15 +44,16 @@ def compare(
     *,
     flags: SpecFlags,
 ) -> None:
-    """Train the same spec once per model and compare loss, speed and samples side by side.
+    """Train the same spec once per model (and seed) and compare loss, speed and samples.
 
-    Everything but the cell is identical (data, seed, sizes, budget). The jobs are children of
+    Everything but the cell is identical (data, seeds, sizes, budget). The jobs are children of
     one parent MLflow run that also holds the report (loss vs step and vs wall time, the table,
     a sample grid); select the children in the MLflow UI to overlay their curves.
 
     Examples:
 
     * `seqq compare --local --models lstm,rnn --time-budget 2m`
+    * `seqq compare --local --models lstm,rnn --seeds 3 --time-budget 1m --json`
     * `seqq compare --models lstm,rnn,gru --data corpus.txt --max-steps 2000 --report out/`
     * `seqq compare --local --models lstm,rnn --data "synthetic:copy?lag=20"`
     * `seqq compare --runs 3f2a...,9b1c...`
@@ -50,10 +61,14 @@ def compare(
     from functools import partial
 
     from scheduler import compare as cmp
+    from shared.errors import SpecError
     from shared.settings import get_settings
 
     settings = get_settings()
+    count = cmp.parse_seeds(seeds)
     if runs:
+        if count != 1:
+            raise SpecError("--seeds trains new runs; it cannot be given with --runs")
         ids = [r.strip() for r in runs.split(",") if r.strip()]
         _print(cmp.compare_runs(ids, settings, report), json_out)
         return
@@ -64,7 +79,7 @@ def compare(
         else partial(_train_on_workers, settings=settings, queue=queue, priority=priority)
     )
     comparison = cmp.compare_models(
-        flags.build(), cells, settings, train, on_workers=not local, report_dir=report
+        flags.build(), cells, settings, train, on_workers=not local, seeds=count, report_dir=report
     )
     _print(comparison, json_out)
     if not comparison.finished:
@@ -72,7 +87,7 @@ def compare(
 
 
 def _train_here(specs: dict[str, Any], parent: str, settings: Any) -> dict[str, str]:
-    """One model after another in this process, each with its own bar; Ctrl-C stops them all."""
+    """One child after another in this process, each with its own bar; Ctrl-C stops them all."""
     from scheduler import compare as cmp
     from scheduler import jobs
     from scheduler.cli import display
@@ -80,17 +95,17 @@ def _train_here(specs: dict[str, Any], parent: str, settings: Any) -> dict[str, 
     job_ids: dict[str, str] = {}
     with display.make_progress() as progress:
         bars = {
-            m: progress.add_task(m, total=s.optim.max_steps, stats="waiting")
-            for m, s in specs.items()
+            label: progress.add_task(label, total=s.optim.max_steps, stats="waiting")
+            for label, s in specs.items()
         }
-        for model, spec in specs.items():
-            progress.update(bars[model], stats="preparing data and model")
-            with display.ProgressReporter(progress, bars[model]) as reporter:
+        for label, spec in specs.items():
+            progress.update(bars[label], stats="preparing data and model")
+            with display.ProgressReporter(progress, bars[label]) as reporter:
                 outcome, _ = jobs.run_here(
-                    spec, settings, reporter, parent, cmp.child_run_name(spec, model)
+                    spec, settings, reporter, parent, cmp.child_run_name(spec, label)
                 )
-            job_ids[model] = outcome.job_id
-            progress.update(bars[model], stats=outcome.status)
+            job_ids[label] = outcome.job_id
+            progress.update(bars[label], stats=outcome.status)
             if reporter.stop_reason():  # Ctrl-C stops the whole comparison, not just this model
                 raise KeyboardInterrupt
     return job_ids
@@ -99,14 +114,16 @@ def _train_here(specs: dict[str, Any], parent: str, settings: Any) -> dict[str, 
 def _train_on_workers(
     specs: dict[str, Any], parent: str, settings: Any, queue: str | None, priority: str
 ) -> dict[str, str]:
-    """Submit every model at once and follow the jobs' bars until each has ended."""
+    """Submit every child at once and follow the jobs' bars until each has ended."""
     from scheduler import broker, jobs, tracking
     from scheduler import compare as cmp
     from scheduler.cli import display
 
     job_ids = {
-        m: jobs.submit(s, settings, parent, cmp.child_run_name(s, m), queue, priority).job_id
-        for m, s in specs.items()
+        label: jobs.submit(
+            s, settings, parent, cmp.child_run_name(s, label), queue, priority
+        ).job_id
+        for label, s in specs.items()
     }
     display.follow(job_ids, broker.celery_app(settings), tracking.tracking_client(settings))
     return job_ids

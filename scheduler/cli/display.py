@@ -259,16 +259,23 @@ def queue_table(queues: dict[str, dict[str, Any]]) -> Table:
 
 def comparison_view(comparison: Comparison) -> Group:
     """`seqq compare`'s screen: a row per measure and a column per model (more models or
-    measures add lines, not width), the reference levels and each model's sample."""
-    from scheduler.report import model_labels, table_rows, text_note
+    measures add lines, not width), the reference levels and each model's sample. Over several
+    seeds a cell is the mean with the standard deviation on a second line (and a status count
+    one line per status), so it stays narrow."""
+    from scheduler.report import SPREAD, sample_runs, seeds_caption, table_rows, text_note
 
-    labels = model_labels(comparison.results)
-    table = Table(title="seqq compare", title_justify="left")
+    columns = comparison.columns()
+    table = Table(
+        title="seqq compare",
+        title_justify="left",
+        caption=seeds_caption(comparison) or None,
+        caption_justify="left",
+    )
     table.add_column("")
-    for label in labels:
+    for label in columns:
         table.add_column(label, justify="right", no_wrap=True)
-    for row in table_rows(comparison.results):
-        table.add_row(*row)
+    for row in table_rows(columns):
+        table.add_row(row[0], *(c.replace(SPREAD, "\n± ").replace(", ", "\n") for c in row[1:]))
     parts: list[Any] = [table]
     note = text_note(comparison.results)
     if note:
@@ -279,7 +286,7 @@ def comparison_view(comparison: Comparison) -> Group:
     parts += [
         # Text, not a str: generated text may hold "[...]", which Rich would read as markup.
         Panel(Text(r.sample[:SAMPLE_CHARS] or "-"), title=f"{label} sample")
-        for label, r in zip(labels, comparison.results, strict=True)
+        for label, r in sample_runs(comparison).items()
     ]
     return Group(*parts)
 
