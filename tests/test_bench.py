@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.bench import common, gpu_check, render
+from tests.bench import common, gpu_check, memory_probe, render
 from tests.bench.train_overhead import spread
 
 BENCH = Path(__file__).parent / "bench"
@@ -111,6 +111,71 @@ def test_rendering_a_file_that_is_not_a_benchmark_result_fails_in_one_line(tmp_p
         render.load(other)
     with pytest.raises(SystemExit, match=r"missing\.json: not found"):
         render.load(tmp_path / "missing.json")
+
+
+def _compare_json(losses: dict[str, list[float]], chance: float, perfect: float) -> dict[str, Any]:
+    """What `seqq compare --seeds N --json` prints, reduced to what the memory probe reads."""
+    runs = [
+        {"model": model, "seed": 7 + i, "job_id": f"{model}{i}", "status": "FINISHED",
+         "best_val_loss": loss, "steps": 100 + i}
+        for model, values in losses.items()
+        for i, loss in enumerate(values)
+    ]  # fmt: skip
+    return {"levels": {"chance": chance, "perfect recall": perfect}, "runs": runs}
+
+
+def test_the_memory_probe_gives_each_models_recall_over_seeds_and_the_lag_it_reaches():
+    # chance 2, perfect 1: recall is 2 - loss.
+    rows = [
+        memory_probe.lag_row(5, _compare_json({"lstm": [1.1, 1.3], "rnn": [1.2, 1.6]}, 2, 1)),
+        memory_probe.lag_row(10, _compare_json({"lstm": [1.4, 1.6], "rnn": [1.5, 1.9]}, 2, 1)),
+        memory_probe.lag_row(20, _compare_json({"lstm": [1.9, 1.9], "rnn": [1.7, 2.0]}, 2, 1)),
+    ]
+    lstm = rows[0]["models"]["lstm"]
+    assert [r["recall"] for r in lstm["runs"]] == pytest.approx([0.9, 0.7])
+    assert [r["seed"] for r in lstm["runs"]] == [7, 8]
+    assert lstm["recall"]["mean"] == pytest.approx(0.8) and lstm["recall"]["n"] == 2
+    assert lstm["recall"]["std"] == pytest.approx(0.1414213, abs=1e-6)
+    assert (lstm["recall"]["min"], lstm["recall"]["max"]) == pytest.approx((0.7, 0.9))
+    # lstm's mean recall is 0.8, 0.5, 0.1; rnn's 0.6, 0.3, 0.15: it stops remembering earlier.
+    assert render.memory_reach(rows, "lstm") == 10 and render.memory_reach(rows, "rnn") == 5
+    result = {"bench": "memory_probe", "budget": "60s", "seeds": [7, 8], "rows": rows}
+    text = render.markdown(result)
+    assert "the same 2 seeds for every model and lag (7, 8)" in text
+    assert "| 5 | 2.000 | 1.000 | 0.80 ± 0.14 [0.70, 0.90] | 1.200 ± 0.141 |" in text
+    assert "Largest lag with mean recall >= 0.5: LSTM 10, simple RNN 5." in text
+
+
+def test_a_memory_probe_result_saved_before_seeds_draws_as_one_seed():
+    saved = render.load(Path(__file__).parent.parent / "docs" / "bench" / "memory_probe.json")
+    rows = [{k: v for k, v in row.items() if k != "models"} for row in saved["rows"]]
+    old = {"bench": "memory_probe", "budget": "60s", "rows": rows}
+    old["rows"][0] = {"lag": 5, "dataset": "d", "chance": 2.0, "perfect": 1.0,
+                      "lstm": {"best_val_loss": 1.2, "steps": 10, "recall": 0.8},
+                      "rnn": {"best_val_loss": 1.7, "steps": 20, "recall": 0.3}}  # fmt: skip
+    text = render.markdown(old)
+    assert "one seed per model and lag" in text and "±" not in text
+    assert "| 5 | 2.000 | 1.000 | 0.80 | 1.200 | 0.30 | 1.700 | 10 / 20 |" in text
+
+
+@pytest.mark.integration
+def test_the_memory_probe_runs_one_seeded_compare_per_lag_and_its_json_draws_its_table(
+    tmp_path: Path, capsys
+):
+    memory_probe.main(["--lags", "3,4", "--seeds", "2", "--budget", "1s", "--json"])
+    printed = capsys.readouterr().out
+    result = json.loads(printed)
+    assert result["seeds"] == [1337, 1338] and [row["lag"] for row in result["rows"]] == [3, 4]
+    for row in result["rows"]:
+        assert set(row["models"]) == {"lstm", "rnn"}
+        for model in row["models"].values():
+            assert [run["seed"] for run in model["runs"]] == [1337, 1338]
+            assert model["recall"]["n"] == 2 and model["best_val_loss"]["n"] == 2
+    assert set(result["reach"]) == {"lstm", "rnn"} and result["threshold"] == 0.5
+    saved = tmp_path / "memory_probe.json"
+    saved.write_text(printed, encoding="utf-8")
+    memory_probe.main(["--markdown-from", str(saved)])
+    assert capsys.readouterr().out == render.markdown(result)
 
 
 def test_gpu_check_without_nvidia_smi_stops_in_one_line_with_exit_code_2(monkeypatch, capsys):

@@ -229,26 +229,86 @@ def render_scale(r: dict[str, Any]) -> str:
     return "".join(out)
 
 
+RECALL_THRESHOLD = 0.5  # a lag counts as remembered when mean recall reaches this
+
+
+def memory_rows(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The probe's rows with each model under `models` and its figures as spreads. A result
+    saved before seeds existed (one run per model, its figures beside the lag) reads as one
+    seed, so the docs' older result still draws."""
+    rows = []
+    for row in r["rows"]:
+        if "models" in row:
+            rows.append(row)
+            continue
+        levels = ("lag", "dataset", "chance", "perfect")
+        models = {
+            model: {"runs": [{"seed": None, **run}]}
+            | {k: {"mean": v, "std": None, "min": v, "max": v, "n": 1} for k, v in run.items()}
+            for model, run in row.items()
+            if model not in levels
+        }
+        rows.append({k: row[k] for k in levels} | {"models": models})
+    return rows
+
+
+def memory_reach(rows: list[dict[str, Any]], model: str) -> int | None:
+    """The largest lag at which the model's mean recall is at least RECALL_THRESHOLD."""
+    reached = [
+        row["lag"]
+        for row in rows
+        if (recall := row["models"][model]["recall"]) and recall["mean"] >= RECALL_THRESHOLD
+    ]
+    return max(reached, default=None)
+
+
+def spread(stats: dict[str, Any] | None, digits: int, extremes: bool = False) -> str:
+    """`mean ± std [min, max]` over seeds; a lone run's value alone."""
+    if stats is None:
+        return "-"
+    text = f"{stats['mean']:.{digits}f}"
+    if stats["n"] > 1 and stats["std"] is not None:
+        text += f" ± {stats['std']:.{digits}f}"
+        if extremes:
+            text += f" [{stats['min']:.{digits}f}, {stats['max']:.{digits}f}]"
+    return text
+
+
 def render_memory_probe(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
+    rows = memory_rows(r)
+    models = list(rows[0]["models"])
+    seeds = r.get("seeds")
+    several = bool(seeds) and len(seeds) > 1
+    over = (
+        f"the same {len(seeds)} seeds for every model and lag ({', '.join(map(str, seeds))})"
+        if several
+        else "one seed per model and lag"
+    )
+    shown = ", as mean ± sample std [min, max] over the seeds" if several else ""
     out = [
-        f"`synthetic:copy?lag=L&alphabet=8`, {r['budget']} of training per model and lag; "
-        f"recall = share of the chance -> perfect-recall gap closed.{quick}\n"
+        f"`synthetic:copy?lag=L&alphabet=8`, {r['budget']} of training per run, {over}; "
+        f"recall = share of the chance -> perfect-recall gap closed{shown}.{quick}\n"
     ]
-    rows = [
-        [
-            str(row["lag"]),
-            f"{row['chance']:.3f}",
-            f"{row['perfect']:.3f}",
-            f"{row['lstm']['best_val_loss']:.3f} ({row['lstm']['recall']:.2f})",
-            f"{row['rnn']['best_val_loss']:.3f} ({row['rnn']['recall']:.2f})",
-            f"{row['lstm']['steps']:,} / {row['rnn']['steps']:,}",
-        ]
-        for row in r["rows"]
-    ]
-    header = ["lag", "chance", "perfect recall", "LSTM best val (recall)", "RNN best val (recall)",
-              "LSTM / RNN steps"]  # fmt: skip
-    out.append(table(header, rows))
+    names = [CELL_NAMES.get(m, m) for m in models]
+    header = ["lag", "chance", "perfect recall"]
+    header += [h for name in names for h in (f"{name} recall", f"{name} best val")]
+    header.append(" / ".join(names) + " steps")
+    body = []
+    for row in rows:
+        cells = [str(row["lag"]), f"{row['chance']:.3f}", f"{row['perfect']:.3f}"]
+        for m in models:
+            x = row["models"][m]
+            cells += [spread(x["recall"], 2, extremes=True), spread(x["best_val_loss"], 3)]
+        steps = [row["models"][m]["steps"] for m in models]
+        cells.append(" / ".join(f"{s['mean']:,.0f}" if s else "-" for s in steps))
+        body.append(cells)
+    out.append(table(header, body))
+    reach = ", ".join(
+        f"{name} {lag if lag is not None else 'none of these lags'}"
+        for name, lag in zip(names, (memory_reach(rows, m) for m in models), strict=True)
+    )
+    out.append(f"\nLargest lag with mean recall >= {RECALL_THRESHOLD}: {reach}.\n")
     return "".join(out)
 
 
