@@ -46,21 +46,25 @@ def parse_models(text: str) -> list[str]:
     return models
 
 
+def _bad_seeds(given: object) -> SpecError:
+    return SpecError(f"--seeds: expected a whole number of at least 1; got {given!r}")
+
+
 def parse_seeds(text: str) -> int:
     """`--seeds N`: how many seeds every model trains with, a whole number of at least 1."""
     try:
         count = int(text.strip())
     except ValueError:
-        count = 0
+        raise _bad_seeds(text) from None
     if count < 1:
-        raise SpecError(f"--seeds: expected a whole number of at least 1; got {text!r}")
+        raise _bad_seeds(text)
     return count
 
 
 def seed_list(spec: TrainSpec, count: int) -> list[int]:
     """The spec's seed and the next `count - 1`: `--seed 7 --seeds 3` trains 7, 8 and 9."""
     if count < 1:
-        raise SpecError(f"--seeds: expected a whole number of at least 1; got {count}")
+        raise _bad_seeds(count)
     return [spec.run.seed + i for i in range(count)]
 
 
