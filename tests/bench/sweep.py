@@ -164,7 +164,7 @@ def main() -> None:
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     trials = args.trials or (4 if args.quick else 8)
     rounds = args.rounds or (1 if args.quick else 3)
-    steps, eval_every = (60, 20) if args.quick else (600, 50)
+    steps, eval_every = (60, 20) if args.quick else (3000, 100)
     corpus_info = common.describe_corpus(args.data)
     corpus = corpus_info["path"]
     log(common.corpus_line(corpus_info))
