@@ -67,6 +67,7 @@ TAG_NUM_PARAMS = "seqq.num_params"
 TAG_COMPARE_MODELS = "seqq.compare.models"
 TAG_COMPARE_SEEDS = "seqq.compare.seeds"  # on a comparison's parent: the seeds every model ran
 TAG_STEPS = "seqq.steps"  # optimizer steps trained when the run ended
+TAG_STOPPED_EARLY_AT = "seqq.stopped_early_at"  # the step at which optim.patience ended training
 TAG_DATA_CACHE = "seqq.data.cache"  # "hit" when the worker reused encoded ids, else "miss"
 TAG_LOCAL_OWNER = "seqq.local.owner"  # "pid:start-ticks" of the `seqq run` process training it
 TAG_REQUEUES = "seqq.requeues"  # times the reaper re-queued the job after its worker vanished
@@ -100,7 +101,11 @@ METRIC_TRAIN_TIME = "train_time_s"
 METRIC_CHARS_PER_SEC = "chars_per_sec"
 METRIC_PREPROCESS_TIME = "preprocess_s"  # fetch, verify, encode (or load from the cache)
 METRIC_SUBMIT_TO_FIRST_STEP = "submit_to_first_step_s"  # queueing + start-up, fresh runs only
-METRIC_BEST_VAL_LOSS = "best_val_loss"  # a sweep's parent run: its best trial's value
+# A job: its best validation loss, at its end; a sweep's parent run: its best trial's value.
+METRIC_BEST_VAL_LOSS = "best_val_loss"
+METRIC_BEST_STEP = "best_step"  # the step of a job's best validation loss (its best checkpoint)
+METRIC_TEST_LOSS_BEST = "test_loss_best"  # the test loss of the best checkpoint's weights
+METRIC_TEST_BPC_BEST = "test_bpc_best"
 # Text quality (worker/textstats.py says how each is measured): at each sample step, the mean
 # over its prompts of the generated part's measures; once, at step 0, the same measures on
 # held-out text, windows of the validation split as long as a sample, to read them against.
@@ -125,6 +130,7 @@ ARTIFACT_VOCAB = "vocab.json"
 ARTIFACT_CHECKPOINTS = "checkpoints"
 ARTIFACT_SAMPLES = "samples"
 ARTIFACT_SAMPLE_TABLE = "samples.json"
+ARTIFACT_BEST_SAMPLE_TABLE = "samples_best.json"  # the same prompts, from the best checkpoint
 ARTIFACT_REPORT = "report"  # a comparison's parent run: the report and its plots
 REPORT_FILE = "report.md"
 ARTIFACT_DATASET = "dataset"
@@ -133,6 +139,7 @@ ARTIFACT_SWEEP_PLOTS = "plots"  # a sweep's parent run: Optuna's plots, one PNG 
 ARTIFACT_BEST = "best.json"  # a sweep's parent run: the best trial, its values and run
 CHECKPOINT_FILE = "checkpoint.pt"
 FINAL_CHECKPOINT = "final"
+BEST_CHECKPOINT = "best"  # the weights of the lowest validation loss (overwritten as it improves)
 
 # Optuna study and trial user attributes seqq writes (read by the driver, the worker, status).
 STUDY_ATTR_SWEEP = "seqq.sweep"  # the sweep file (base spec, space, settings) as JSON

@@ -127,6 +127,17 @@ class OptimSpec(_Group):
     min_lr_ratio: float = Field(
         0.1, ge=0.0, le=1.0, description="Final learning rate as a fraction of lr (cosine)."
     )
+    patience: int | None = Field(
+        None,
+        ge=1,
+        description="Stop after this many evaluations in a row without a new best validation "
+        "loss (by min_delta); none = never stop early.",
+    )
+    min_delta: float = Field(
+        0.0,
+        ge=0.0,
+        description="How much lower than the best a validation loss must be to reset patience.",
+    )
 
     @field_validator("time_budget", mode="before")
     @classmethod

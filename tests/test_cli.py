@@ -121,6 +121,14 @@ def test_submit_rejects_negative_learning_rate_with_exit_2_naming_the_field(
     assert "optim.lr" in one_line_error(done)
 
 
+def test_submit_rejects_a_patience_below_one_with_exit_2_naming_the_field(
+    env: dict[str, str],
+) -> None:
+    done = seqq(["submit", "--patience", "0", "--data", str(CORPUS)], env)
+    assert done.returncode == 2
+    assert "optim.patience" in one_line_error(done)
+
+
 def test_time_budget_takes_a_duration_with_a_unit_as_the_spec_does(env: dict[str, str]) -> None:
     # The spec parses '2m'; the flag must hand it over as text, not demand a number.
     done = seqq(["submit", "--time-budget", "2m", "--lr", "-1"], env)

@@ -181,7 +181,10 @@ def test_a_pruned_job_keeps_its_checkpoint_ends_killed_tagged_pruned_and_the_stu
     assert run.data.tags[names.TAG_SWEEP_ID] == "sweep-1"
     assert run.data.tags[names.TAG_TRIAL_NUMBER] == "1"
     saved = client.list_artifacts(outcome.job_id, names.ARTIFACT_CHECKPOINTS)
-    assert [a.path for a in saved] == [f"{names.ARTIFACT_CHECKPOINTS}/step-00000010"]
+    assert [a.path for a in saved] == [  # and its best weights so far, to sample
+        f"{names.ARTIFACT_CHECKPOINTS}/{names.BEST_CHECKPOINT}",
+        f"{names.ARTIFACT_CHECKPOINTS}/step-00000010",
+    ]
     trial = _trial(open_study("sweep-1", "file", settings))
     assert trial_state(trial) == TrialState.PRUNED
     history = client.get_metric_history(outcome.job_id, names.METRIC_VAL_LOSS)

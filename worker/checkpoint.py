@@ -30,14 +30,20 @@ def build_payload(
     step: int,
     spec: TrainSpec,
     vocab: Vocab,
+    *,
+    model_state: dict[str, torch.Tensor] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Everything a resume or a sampler needs, as weights-only-loadable data."""
+    """Everything a resume or a sampler needs, as weights-only-loadable data.
+
+    The weights are the model's own unless `model_state` gives others of its shape (the best
+    checkpoint's, kept on the host)."""
+    state = model.state_dict() if model_state is None else model_state
     return {
         "format": FORMAT_VERSION,
         "step": step,
         "model_args": dict(model.args),
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_state": {k: v.detach().cpu() for k, v in state.items()},
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "spec": spec.model_dump(mode="json"),
         "vocab": vocab.chars,
@@ -74,7 +80,7 @@ def restore_model(payload: dict[str, Any]) -> tuple[CharRNN, Vocab]:
 
 
 def local_path(root: Path, job_id: str, folder: str) -> Path:
-    """Where a job keeps a checkpoint on this worker: <root>/<job>/<step-00000500|final>/."""
+    """Where a job keeps a checkpoint on this worker: <root>/<job>/<step-00000500|final|best>/."""
     return root / job_id / folder / names.CHECKPOINT_FILE
 
 

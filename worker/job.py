@@ -61,7 +61,10 @@ class JobOutcome:
     step: int = 0
     final_val_loss: float | None = None
     best_val_loss: float | None = None
+    best_step: int | None = None  # the step of the best validation loss: the best checkpoint's
     test_loss: float | None = None
+    test_loss_best: float | None = None  # the best checkpoint's test loss, beside the final one
+    stopped_early_at: int | None = None  # the step at which optim.patience ended training
     elapsed_s: float | None = None
     chars_per_s: float | None = None
     device: str | None = None
@@ -216,7 +219,10 @@ def run_job(
         outcome.status = JobState.FINISHED
         outcome.final_val_loss = result.final_val_loss
         outcome.best_val_loss = result.best_val_loss
+        outcome.best_step = result.best_step
         outcome.test_loss = result.test_loss
+        outcome.test_loss_best = result.test_loss_best
+        outcome.stopped_early_at = result.step if result.stopped_early else None
         outcome.elapsed_s = result.elapsed_s
         outcome.chars_per_s = result.chars_per_s
     except JobCancelledError as exc:
@@ -296,6 +302,9 @@ def _finish(
         with_retry(client.set_tag, job_id, names.TAG_ERROR, outcome.error[:5000])
     if outcome.step:
         with_retry(client.set_tag, job_id, names.TAG_STEPS, str(outcome.step))
+    if outcome.stopped_early_at is not None:
+        stopped = str(outcome.stopped_early_at)
+        with_retry(client.set_tag, job_id, names.TAG_STOPPED_EARLY_AT, stopped)
     state = trial.ending(outcome.status) if trial is not None else None
     if trial is not None and state is not None:
         with_retry(client.set_tag, job_id, names.TAG_TRIAL_STATE, state.value)

@@ -6,6 +6,9 @@ logged; evaluation, sampling and checkpointing run only at their intervals; metr
 uploads are queued to the background `RunLogger`. Evaluation is always fp32 on fixed windows,
 so validation losses compare across precisions, resumes and models. A sweep's trial reports
 each validation loss to its study and, at each evaluation inside the loop, may be pruned.
+The weights of the lowest validation loss are kept (`worker.selection`), saved as the best
+checkpoint and, at the end, scored on the test split and sampled beside the final ones; with
+`optim.patience`, training ends early, normally, once that many evaluations bring no new best.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from shared.spec import OptimSpec, TrainSpec
 from worker import checkpoint, textstats
 from worker.data import Corpus, eval_windows, sample_batch
 from worker.model import CharRNN
+from worker.selection import BestTracker, BestWeights
 from worker.tracking import RunLogger
 
 LN2 = math.log(2.0)
@@ -58,7 +62,7 @@ class Pruning(Protocol):
 
 @dataclass
 class TrainResult:
-    """What a finished (or budget-stopped) loop reports."""
+    """What a finished (or budget- or patience-stopped) loop reports."""
 
     step: int
     elapsed_s: float
@@ -66,6 +70,9 @@ class TrainResult:
     final_val_loss: float
     best_val_loss: float
     test_loss: float
+    best_step: int | None = None  # None only after a resume from a checkpoint that predates it
+    test_loss_best: float | None = None  # the test loss of the best checkpoint's weights
+    stopped_early: bool = False  # optim.patience ended training
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -169,15 +176,15 @@ class Trainer:
         self.judge = textstats.judge_for(textstats.decode(self.train_ids, corpus.vocab.chars))
         self.step = 0
         self.elapsed_before = 0.0
-        self.best_val = math.inf
+        self.best = BestTracker(spec.optim.min_delta, resume)
         self.last_val = math.nan
+        self.last_val_step: int | None = None
         if resume is not None:
             self.model.load_state_dict(resume["model_state"])
             if resume.get("optimizer_state") is not None:
                 self.optimizer.load_state_dict(resume["optimizer_state"])
             self.step = int(resume["step"])
             self.elapsed_before = float(resume.get("elapsed_s", 0.0))
-            self.best_val = float(resume.get("best_val_loss", math.inf))
             if isinstance(resume.get("torch_rng"), torch.Tensor):
                 torch.set_rng_state(resume["torch_rng"])  # dropout continues as if uninterrupted
         self._started = time.monotonic()
@@ -203,6 +210,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0
         window_start, window_step = time.monotonic(), self.step
+        stopped_early = False
         self.model.train()
         while self.step < optim.max_steps:
             elapsed = self.elapsed_before + time.monotonic() - started
@@ -259,6 +267,9 @@ class Trainer:
                 self._evaluate(step)
                 if self.trial is not None and self.trial.should_prune():
                     self._stop("prune", self.elapsed_before + time.monotonic() - started)
+                if self.best.exhausted(optim.patience):
+                    stopped_early = True
+                    break  # and end as at max_steps: this step is evaluated once, not twice
             if step % spec.run.sample_every == 0 and not last:
                 self._sample(step)
             if ckpt_now and not last:
@@ -277,28 +288,47 @@ class Trainer:
                 },
                 self.step,
             )
-        final_val = self._evaluate(self.step)
+        # Stopped right after an evaluation (patience, a budget): it was the final one.
+        evaluated = self.last_val_step == self.step
+        final_val = self.last_val if evaluated else self._evaluate(self.step)
         self._sample(self.step)  # logged as artifacts; the result carries numbers only
         self._checkpoint(names.FINAL_CHECKPOINT, elapsed)
         test_loss = evaluate(self.model, self.test_windows, optim.batch_size)
         trained_chars = self.step * chars_per_step
-        self.logger.metrics(
-            {
-                names.METRIC_TEST_LOSS: test_loss,
-                names.METRIC_TEST_BPC: test_loss / LN2,
-                names.METRIC_TRAIN_TIME: elapsed,
-                names.METRIC_CHARS_PER_SEC: trained_chars / max(elapsed, 1e-9),
-            },
-            self.step,
-        )
+        end = {
+            names.METRIC_TEST_LOSS: test_loss,
+            names.METRIC_TEST_BPC: test_loss / LN2,
+            names.METRIC_TRAIN_TIME: elapsed,
+            names.METRIC_CHARS_PER_SEC: trained_chars / max(elapsed, 1e-9),
+            names.METRIC_BEST_VAL_LOSS: self.best.val_loss,
+        }
+        best = self.best.weights
+        test_loss_best = self._score_best(best) if best is not None else None
+        if best is not None and test_loss_best is not None:
+            end[names.METRIC_BEST_STEP] = best.step
+            end[names.METRIC_TEST_LOSS_BEST] = test_loss_best
+            end[names.METRIC_TEST_BPC_BEST] = test_loss_best / LN2
+        self.logger.metrics(end, self.step)
         return TrainResult(
             step=self.step,
             elapsed_s=elapsed,
             chars_per_s=trained_chars / max(elapsed, 1e-9),
             final_val_loss=final_val,
-            best_val_loss=self.best_val,
+            best_val_loss=self.best.val_loss,
             test_loss=test_loss,
+            best_step=best.step if best is not None else None,
+            test_loss_best=test_loss_best,
+            stopped_early=stopped_early,
         )
+
+    def _score_best(self, best: BestWeights) -> float:
+        """Save the best checkpoint, load its weights, score them on the test split and sample
+        them (named apart from the final samples); the model keeps the best weights."""
+        self.best.save(self._write_best)
+        self.model.load_state_dict(best.state)
+        test_loss = evaluate(self.model, self.test_windows, self.spec.optim.batch_size)
+        self._sample(best.step, best=True)
+        return test_loss
 
     def _stop(self, reason: str, elapsed: float) -> None:
         """Leave the loop for `reason` (a stop reason, or "prune"): keep a checkpoint unless
@@ -336,8 +366,8 @@ class Trainer:
         val = evaluate(self.model, self.val_windows, self.spec.optim.batch_size)
         if not math.isfinite(val):
             raise TrainingError(f"validation loss became {val} at step {step}; lower optim.lr")
-        self.last_val = val
-        self.best_val = min(self.best_val, val)
+        self.last_val, self.last_val_step = val, step
+        self.best.observe(step, val, self.model)
         self.logger.metrics(
             {
                 names.METRIC_VAL_LOSS: val,
@@ -354,7 +384,8 @@ class Trainer:
         """Training wall time so far, across resumes."""
         return self.elapsed_before + time.monotonic() - self._started
 
-    def _sample(self, step: int) -> dict[str, str]:
+    def _sample(self, step: int, best: bool = False) -> dict[str, str]:
+        # best: the caller loaded the best checkpoint's weights; their files and table differ.
         sample = self.spec.sample
         generator = torch.Generator().manual_seed(sample.seed)
         out: dict[str, str] = {}
@@ -370,22 +401,26 @@ class Trainer:
             text = prompt + generated
             out[prompt] = text
             name = f"{names.checkpoint_dir_name(step)}-p{i}.txt"
+            name = f"{names.BEST_CHECKPOINT}-{name}" if best else name
             self.logger.artifact_text(name, text, names.ARTIFACT_SAMPLES)
             rows["step"].append(step)
             rows["prompt"].append(prompt)
             rows["sample"].append(text)
-        self.logger.metrics(textstats.mean_metrics(stats), step)
+        if not best:  # the best's step has its figures already, or is between sample steps
+            self.logger.metrics(textstats.mean_metrics(stats), step)
         # One table across steps (MLflow appends), so the UI shows runs' samples side by side.
         logger = self.logger
-        logger.call(
-            lambda: logger.client.log_table(logger.run_id, rows, names.ARTIFACT_SAMPLE_TABLE)
-        )
+        table = names.ARTIFACT_BEST_SAMPLE_TABLE if best else names.ARTIFACT_SAMPLE_TABLE
+        logger.call(lambda: logger.client.log_table(logger.run_id, rows, table))
         return out
 
     def _checkpoint(self, folder: str, elapsed: float) -> Path:
         # Never overwrite the last good checkpoint with weights that already diverged.
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise TrainingError(f"weights became non-finite by step {self.step}; lower optim.lr")
+        resumable = checkpoint.step_of(folder) is not None
+        if resumable:  # a new best is uploaded with the step checkpoint, not at each evaluation
+            self.best.save(self._write_best)
         payload = checkpoint.build_payload(
             self.model,
             self.optimizer,
@@ -393,10 +428,28 @@ class Trainer:
             self.spec,
             self.corpus.vocab,
             elapsed_s=elapsed,
-            best_val_loss=self.best_val,
+            **self.best.checkpoint_fields(self.step, resumable),
             precision=self.precision,
             torch_rng=torch.get_rng_state(),
         )
+        return self._write(payload, folder)
+
+    def _write_best(self, best: BestWeights) -> None:
+        # Weights only (no optimizer): for sampling and scoring, never resumed from. Rewriting
+        # it while the upload of an older one waits is safe: each write is a whole new file.
+        payload = checkpoint.build_payload(
+            self.model,
+            None,
+            best.step,
+            self.spec,
+            self.corpus.vocab,
+            model_state=best.state,
+            best_val_loss=best.val_loss,
+            precision=self.precision,
+        )
+        self._write(payload, names.BEST_CHECKPOINT)
+
+    def _write(self, payload: dict[str, Any], folder: str) -> Path:
         path = checkpoint.save(payload, self.checkpoint_dir / folder / names.CHECKPOINT_FILE)
         self.logger.artifact(path, f"{names.ARTIFACT_CHECKPOINTS}/{folder}")
         return path

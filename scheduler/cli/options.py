@@ -36,6 +36,7 @@ SPEC_FLAGS: list[tuple[str, tuple[str, ...]]] = [
     ("optim.lr", ("--lr",)),
     ("optim.max_steps", ("--max-steps",)),
     ("optim.time_budget", ("--time-budget",)),
+    ("optim.patience", ("--patience",)),
     ("run.eval_every", ("--eval-every",)),
     ("run.sample_every", ("--sample-every",)),
     ("run.checkpoint_every", ("--checkpoint-every",)),

@@ -78,7 +78,8 @@ def test_mlflow_down_for_30_seconds_mid_job_loses_no_metric(
         # Logged every log_every (10) steps and at every checkpoint (25).
         assert train_steps == sorted(set(range(10, 501, 10)) | set(range(25, 501, 25)))
         folders = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(job_id, "checkpoints")}
-        assert names.FINAL_CHECKPOINT in folders and len(folders) == 500 // 25
+        steps = {names.checkpoint_dir_name(step) for step in range(25, 500, 25)}
+        assert folders == {*steps, names.FINAL_CHECKPOINT, names.BEST_CHECKPOINT}
     finally:
         worker.stop()
         server.stop()
