@@ -109,8 +109,11 @@ class ModelResult:
     chars_per_s: float | None = _figure()
     best_val_loss: float | None = _figure()
     best_val_bpc: float | None = _figure()
-    test_loss: float | None = _figure()
+    best_step: int | None = _figure()  # where the best validation loss was: the best checkpoint
+    test_loss: float | None = _figure()  # of the final weights
     test_bpc: float | None = _figure()
+    test_loss_best: float | None = _figure()  # of the best checkpoint's weights
+    test_bpc_best: float | None = _figure()
     sample: str = ""
     sample_length: int | None = None  # characters generated per prompt (spec sample.length)
     # The last sample step's text-quality metrics and the held-out text's, by metric name.
@@ -211,6 +214,8 @@ def read_result(client: MlflowClient, run_id: str, tmp_dir: str) -> ModelResult:
     result.chars_per_s = metrics.get(names.METRIC_CHARS_PER_SEC)
     result.test_loss = metrics.get(names.METRIC_TEST_LOSS)
     result.test_bpc = metrics.get(names.METRIC_TEST_BPC)
+    result.test_loss_best = metrics.get(names.METRIC_TEST_LOSS_BEST)
+    result.test_bpc_best = metrics.get(names.METRIC_TEST_BPC_BEST)
     result.text_quality = {m: metrics[m] for m in TEXT_FIGURES if m in metrics}
     length = run.data.params.get("sample.length")
     result.sample_length = int(length) if length else None
@@ -220,8 +225,9 @@ def read_result(client: MlflowClient, run_id: str, tmp_dir: str) -> ModelResult:
     result.curve_val_loss = [m.value for m in val]
     result.curve_time_s = [times.get(m.step, math.nan) for m in val]
     if val:
-        result.best_val_loss = min(result.curve_val_loss)
-        result.best_val_bpc = result.best_val_loss / LN2
+        best = min(val, key=lambda m: m.value)  # the first of equals, as the worker keeps it
+        result.best_val_loss, result.best_step = best.value, best.step
+        result.best_val_bpc = best.value / LN2
     result.samples_by_step = _samples(client, run_id, tmp_dir)
     if result.samples_by_step:
         result.sample = result.samples_by_step[max(result.samples_by_step)]

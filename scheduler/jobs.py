@@ -216,7 +216,11 @@ def describe(run: Any, live: broker.LiveState | None) -> dict[str, Any]:
         "max_steps": info.get("max_steps", _int(data.params.get("optim.max_steps"))),
         "train_loss": info.get("train_loss", data.metrics.get(names.METRIC_TRAIN_LOSS)),
         "val_loss": info.get("val_loss") or data.metrics.get(names.METRIC_VAL_LOSS),
+        "best_val_loss": data.metrics.get(names.METRIC_BEST_VAL_LOSS),
+        "best_step": _int_metric(data.metrics.get(names.METRIC_BEST_STEP)),
         "test_loss": data.metrics.get(names.METRIC_TEST_LOSS),
+        "test_loss_best": data.metrics.get(names.METRIC_TEST_LOSS_BEST),
+        "stopped_early_at": _int(data.tags.get(names.TAG_STOPPED_EARLY_AT)),
         "tokens_per_sec": info.get("tokens_per_sec", data.metrics.get(names.METRIC_TOKENS_PER_SEC)),
         "device": data.tags.get(names.TAG_DEVICE),
         "worker": data.tags.get(names.TAG_WORKER_HOST),
@@ -224,6 +228,11 @@ def describe(run: Any, live: broker.LiveState | None) -> dict[str, Any]:
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
     }
+
+
+def _int_metric(value: float | None) -> int | None:
+    """A metric that counts (a step): MLflow stores every metric as a float."""
+    return int(value) if value is not None else None
 
 
 def _int(value: str | None) -> int | None:

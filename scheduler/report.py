@@ -47,8 +47,9 @@ class Measure(NamedTuple):
 
 # The comparison table, one row per measure and one column per model, in the report and in the
 # terminal alike: a model or a measure more adds a line, not width, so it reads at 80 columns.
-# Losses are the best validation loss and the test loss, each in nats/char and bits/char; the
-# sample rows are the last samples' text quality, held-out text's in brackets (`text_note`).
+# Losses are the best validation loss (and its step), and the test loss of the weights that
+# reached it beside the final weights' one, each in nats/char and bits/char; the sample rows are
+# the last samples' text quality, held-out text's in brackets (`text_note`).
 MEASURES: list[Measure] = [
     Measure("parameters", "num_params", None),
     Measure("steps", "steps", None),
@@ -56,8 +57,11 @@ MEASURES: list[Measure] = [
     Measure("chars/s", "chars_per_s", None),
     Measure("best val loss (nats/char)", "best_val_loss", 3),
     Measure("best val bits/char", "best_val_bpc", 3),
-    Measure("test loss (nats/char)", "test_loss", 3),
-    Measure("test bits/char", "test_bpc", 3),
+    Measure("best val at step", "best_step", None),
+    Measure("test loss at best val (nats/char)", "test_loss_best", 3),
+    Measure("test bits/char at best val", "test_bpc_best", 3),
+    Measure("final test loss (nats/char)", "test_loss", 3),
+    Measure("final test bits/char", "test_bpc", 3),
     Measure("sample words in train", names.METRIC_SAMPLE_WORD_SHARE, 0, percent=True),
     Measure("sample judge bits/char", names.METRIC_SAMPLE_REF_BPC, 2),
     Measure("sample longest copy", names.METRIC_SAMPLE_COPY_SPAN, None),

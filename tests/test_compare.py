@@ -63,8 +63,11 @@ def test_the_figures_are_the_numbers_a_run_reports_and_not_its_seed() -> None:
         "chars_per_s",
         "best_val_loss",
         "best_val_bpc",
+        "best_step",
         "test_loss",
         "test_bpc",
+        "test_loss_best",
+        "test_bpc_best",
     )
     # The text-quality figures live in `text_quality` by metric name, each beside its held-out one.
     assert cmp.TEXT_FIGURES[:2] == (names.METRIC_SAMPLE_WORD_SHARE, names.METRIC_HELDOUT_WORD_SHARE)

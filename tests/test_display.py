@@ -56,8 +56,11 @@ def three_models() -> Comparison:
             chars_per_s=1_234_567.8,
             best_val_loss=val,
             best_val_bpc=val / math.log(2),
+            best_step=99_500,
             test_loss=test,
             test_bpc=test / math.log(2),
+            test_loss_best=test - 0.05,
+            test_bpc_best=(test - 0.05) / math.log(2),
             sample="To be, " * 80,
             sample_length=1000,
             text_quality={  # the widest each cell gets: 100%, a judge of random text, 4 digits
