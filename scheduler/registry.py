@@ -1,7 +1,9 @@
 """The Model Registry: a sweep's best trial registered under a name, and `models:/` resolved.
 
-A registered version's source is the best trial run's `checkpoints/final` folder (its artifact
-URI), so the version holds the same self-describing checkpoint `seqq sample RUN` loads, and
+A registered version's source is the best trial run's `checkpoints/best` folder (its artifact
+URI; `final` for a run from before best checkpoints), the weights of the validation loss the
+version is tagged with, so it holds the same self-describing checkpoint `seqq sample RUN` loads,
+and
 `mlflow.artifacts.download_artifacts("models:/NAME/1")` fetches it back. MLflow is imported
 inside the functions: the client answers `--help` without it.
 """
@@ -61,15 +63,20 @@ def check_name(name: str) -> None:
 def register_best(
     client: Any, name: str, sweep_id: str, best: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """Register the best trial's final checkpoint as a new version of `name` (created if
-    missing), tagged with the sweep and its value; None when no trial completed."""
+    """Register the best trial's best checkpoint (the weights of its value) as a new version
+    of `name` (created if missing), tagged with the sweep and its value; None when no trial
+    completed."""
     from mlflow.exceptions import MlflowException
 
     if best is None or not best.get("run_id"):
         return None
     run_id = str(best["run_id"])
     run = client.get_run(run_id)
-    source = f"{run.info.artifact_uri}/{names.ARTIFACT_CHECKPOINTS}/{names.FINAL_CHECKPOINT}"
+    saved = {
+        a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run_id, names.ARTIFACT_CHECKPOINTS)
+    }
+    folder = names.BEST_CHECKPOINT if names.BEST_CHECKPOINT in saved else names.FINAL_CHECKPOINT
+    source = f"{run.info.artifact_uri}/{names.ARTIFACT_CHECKPOINTS}/{folder}"
     try:
         client.get_registered_model(name)
     except MlflowException:

@@ -1,15 +1,15 @@
 """Generation from a run's checkpoint: `seqq sample` without any training machinery.
 
-The checkpoint is fetched from the run's artifacts, loaded with `weights_only=True`, and the
-model it describes generates from a prompt with a seeded generator, so the same call prints the
-same text every time.
+The checkpoint is fetched from the run's artifacts (by default its best: the weights of the
+lowest validation loss), loaded with `weights_only=True`, and the model it describes generates
+from a prompt with a seeded generator, so the same call prints the same text every time.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -18,23 +18,22 @@ from shared.errors import CheckpointError, DataError
 from worker import checkpoint
 
 
-def checkpoint_artifact(step: int | None) -> str:
-    folder = names.FINAL_CHECKPOINT if step is None else names.checkpoint_dir_name(step)
-    return f"{names.ARTIFACT_CHECKPOINTS}/{folder}/{names.CHECKPOINT_FILE}"
-
-
-def fetch_checkpoint(client: Any, run_id: str, step: int | None, dst: Path) -> dict[str, Any]:
-    """Download and load a run's final (or step-N) checkpoint."""
-    artifact = checkpoint_artifact(step)
-    try:
-        path = client.download_artifacts(run_id, artifact, str(dst))
-    except Exception:
-        listed = client.list_artifacts(run_id, names.ARTIFACT_CHECKPOINTS)
-        available = ", ".join(a.path.rsplit("/", 1)[-1] for a in listed) or "none"
+def fetch_checkpoint(
+    client: Any, run_id: str, folder: str | None, dst: Path
+) -> tuple[str, dict[str, Any]]:
+    """Download and load one of a run's checkpoints: `folder` (best, final, step-00000500),
+    or by default its best when it has one, else its final one. Returns (folder, contents)."""
+    listed = client.list_artifacts(run_id, names.ARTIFACT_CHECKPOINTS)
+    available = sorted(a.path.rsplit("/", 1)[-1] for a in listed)
+    if folder is None:
+        best = names.BEST_CHECKPOINT in available
+        folder = names.BEST_CHECKPOINT if best else names.FINAL_CHECKPOINT
+    if folder not in available:
         raise CheckpointError(
-            f"run {run_id}: no checkpoint {artifact.split('/')[1]}; available: {available}"
-        ) from None
-    return checkpoint.load(Path(path))
+            f"run {run_id}: no checkpoint {folder}; available: {', '.join(available) or 'none'}"
+        )
+    artifact = f"{names.ARTIFACT_CHECKPOINTS}/{folder}/{names.CHECKPOINT_FILE}"
+    return folder, checkpoint.load(Path(client.download_artifacts(run_id, artifact, str(dst))))
 
 
 def generate_text(
@@ -72,16 +71,25 @@ def sample_file(
     return generate_text(checkpoint.load(path), prompt, length, temperature, top_k, seed)
 
 
+class RunSample(NamedTuple):
+    """Text generated from a run's checkpoint, and which checkpoint it was."""
+
+    text: str
+    folder: str
+    step: int
+
+
 def sample_run(
     client: Any,
     run_id: str,
-    step: int | None,
+    folder: str | None,
     prompt: str | None,
     length: int,
     temperature: float,
     top_k: int | None,
     seed: int,
-) -> str:
+) -> RunSample:
     with tempfile.TemporaryDirectory(prefix="seqq-sample-") as tmp:
-        payload = fetch_checkpoint(client, run_id, step, Path(tmp))
-    return generate_text(payload, prompt, length, temperature, top_k, seed)
+        folder, payload = fetch_checkpoint(client, run_id, folder, Path(tmp))
+    text = generate_text(payload, prompt, length, temperature, top_k, seed)
+    return RunSample(text, folder, int(payload["step"]))

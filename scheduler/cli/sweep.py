@@ -62,7 +62,7 @@ def sweep(
         str | None,
         typer.Option(
             "--register",
-            help="Register the best trial's final checkpoint in MLflow's Model Registry under "
+            help="Register the best trial's best checkpoint in MLflow's Model Registry under "
             "this name (a new version each sweep); `seqq sample models:/NAME/VERSION` uses it.",
         ),
     ] = None,

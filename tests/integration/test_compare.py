@@ -177,5 +177,6 @@ def test_sample_is_deterministic_for_a_seed_and_stays_in_the_vocabulary(
 
     bad = seqq(["sample", run_id, "--prompt", "ROMEO\u00a7"], env)  # § is not in the corpus
     assert bad.returncode == 2 and "vocabulary" in bad.stderr and "Traceback" not in bad.stderr
-    step = seqq(["sample", run_id, "--step", "40", "--length", "10"], env)
+    step = seqq(["sample", run_id, "--checkpoint", "40", "--length", "10"], env)
     assert step.returncode == 0, step.stderr
+    assert "checkpoint step-00000040 (step 40)" in step.stderr

@@ -1,4 +1,4 @@
-"""`seqq sweep --local --register` end to end: the best trial's final checkpoint becomes a model
+"""`seqq sweep --local --register` end to end: the best trial's best checkpoint becomes a model
 version in MLflow's registry (SQLite store), and `seqq sample models:/...` generates from it
 exactly what `seqq sample RUN` does from the run itself."""
 
@@ -39,6 +39,7 @@ def test_a_registered_sweep_model_samples_like_its_best_run(
     client = MlflowClient(settings.tracking_uri)
     version = client.get_model_version("tiny-model", "1")
     assert version.run_id == best_run
+    assert version.source.endswith(f"{names.ARTIFACT_CHECKPOINTS}/{names.BEST_CHECKPOINT}")
     assert version.tags[names.TAG_SWEEP_ID] == out["sweep_id"]
     assert float(version.tags[names.TAG_MODEL_VAL_LOSS]) == out["best"]["value"]
     assert client.get_run(out["sweep_id"]).data.tags[names.TAG_SWEEP_REGISTERED] == (
