@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,6 +62,8 @@ def assert_finished_job(tracking_uri: str, run_id: str, tmp: Path, expect: dict[
         names.METRIC_TEST_LOSS,
         names.METRIC_TEST_BPC,
         names.METRIC_VAL_BPC,
+        names.METRIC_TEST_LOSS_BEST,
+        names.METRIC_TEST_BPC_BEST,
     ):
         assert key in run.data.metrics, key
 
@@ -82,13 +85,18 @@ def assert_finished_job(tracking_uri: str, run_id: str, tmp: Path, expect: dict[
     torch.set_num_threads(1)
     reproduced = evaluate(model, torch.from_numpy(windows), spec.optim.batch_size)
     assert abs(reproduced - values[-1]) < 1e-4
+    assert_best_checkpoint(tracking_uri, run_id, tmp)
 
-    # Samples: non-empty text over the vocabulary.
-    samples = client.list_artifacts(run_id, names.ARTIFACT_SAMPLES)
-    assert samples
-    text = Path(client.download_artifacts(run_id, samples[-1].path, str(tmp))).read_text()
-    assert len(text) > spec.sample.length
-    assert set(text) <= set(vocab.chars)
+    # Samples: non-empty text over the vocabulary, of the final weights and of the best.
+    samples = {a.path for a in client.list_artifacts(run_id, names.ARTIFACT_SAMPLES)}
+    final_step = names.checkpoint_dir_name(steps[-1])
+    best_step = f"{names.BEST_CHECKPOINT}-{names.checkpoint_dir_name(payload['best_step'])}"
+    for name in (final_step, best_step):
+        path = f"{names.ARTIFACT_SAMPLES}/{name}-p0.txt"
+        assert path in samples, samples
+        text = Path(client.download_artifacts(run_id, path, str(tmp))).read_text()
+        assert len(text) > spec.sample.length
+        assert set(text) <= set(vocab.chars)
 
     # Text quality: the last sample step's figures are its samples' measures, rebuilt here from
     # the sample files and the corpus; step 0 holds the held-out text's.
@@ -111,3 +119,35 @@ def assert_finished_job(tracking_uri: str, run_id: str, tmp: Path, expect: dict[
         history = {m.step: m.value for m in client.get_metric_history(run_id, key)}
         at = 0 if key in names.TEXT_METRICS.values() else steps[-1]
         assert history.get(at) == pytest.approx(value, rel=1e-9), key
+
+
+def assert_best_checkpoint(tracking_uri: str, run_id: str, tmp: Path) -> None:
+    """checkpoints/best/ holds the weights of the lowest validation loss the run logged (rebuilt
+    from the file within 1e-4, at its step), and the run logged their test loss."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    metrics = client.get_run(run_id).data.metrics
+    spec_path = client.download_artifacts(run_id, names.ARTIFACT_SPEC, str(tmp))
+    spec = TrainSpec.model_validate(json.loads(Path(spec_path).read_text()))
+    history = client.get_metric_history(run_id, names.METRIC_VAL_LOSS)
+    lowest = min(history, key=lambda m: (m.value, m.step))
+    artifact = f"{names.ARTIFACT_CHECKPOINTS}/{names.BEST_CHECKPOINT}/{names.CHECKPOINT_FILE}"
+    best = checkpoint.load(Path(client.download_artifacts(run_id, artifact, str(tmp))))
+    assert best["step"] == lowest.step == metrics[names.METRIC_BEST_STEP]
+    assert best["best_val_loss"] == metrics[names.METRIC_BEST_VAL_LOSS]
+    assert abs(_val_loss(best, spec) - lowest.value) < 1e-4
+    assert math.isfinite(metrics[names.METRIC_TEST_LOSS_BEST])
+
+
+def _val_loss(payload: dict[str, Any], spec: TrainSpec) -> float:
+    """A checkpoint's validation loss, recomputed from its file and the corpus on disk."""
+    model, vocab = checkpoint.restore_model(payload)
+    corpus_vocab, ids = encode_bytes(Path(spec.data.dataset).read_bytes())
+    assert corpus_vocab == vocab
+    start, end = split_bounds(len(ids), spec.data).val
+    windows = eval_windows(
+        np.asarray(ids[start:end]), spec.data.seq_len, spec.optim.batch_size, spec.run.eval_batches
+    )
+    torch.set_num_threads(1)
+    return evaluate(model, torch.from_numpy(windows), spec.optim.batch_size)

@@ -19,6 +19,7 @@ import pytest
 from shared import names
 from shared.state import TERMINAL
 from tests.helpers import CORPUS, Worker, pool_children, seqq, seqq_json, wait_until
+from tests.integration.checks import assert_best_checkpoint
 from tests.integration.conftest import start_worker
 
 # Long enough to interrupt mid-way (~20 s on 2 idle cores), checkpoints every 25 steps.
@@ -109,7 +110,7 @@ def submit(env: dict[str, str], *args: str) -> str:
 
 
 def test_sigkill_of_the_training_process_resumes_in_the_same_run(
-    env: dict[str, str], worker: Worker
+    env: dict[str, str], worker: Worker, tmp_path: Path
 ) -> None:
     app = celery(env)
     job_id = submit(env)
@@ -126,6 +127,9 @@ def test_sigkill_of_the_training_process_resumes_in_the_same_run(
     assert_clean_curves(env, job_id)
     experiment_runs = mlflow(env).search_runs([run.info.experiment_id])
     assert [r.info.run_id for r in experiment_runs] == [job_id]
+    # The best checkpoint is the lowest validation loss of the whole history, before the kill
+    # or after it, rebuilt from the file.
+    assert_best_checkpoint(env["SEQQ_MLFLOW_URI"], job_id, tmp_path / "check")
 
 
 def test_a_second_delivery_of_a_running_job_stands_down(

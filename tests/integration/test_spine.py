@@ -18,6 +18,14 @@ def test_submitted_lstm_job_trains_on_a_worker_and_lands_finished_in_mlflow(
         tracking_uri, job["job_id"], tmp_path, {"model.cell": "lstm", "model.hidden_size": "32"}
     )
     assert job["worker"]  # the run records which worker trained it
+    assert job["best_step"] is not None and job["test_loss_best"] is not None
+
+    # `seqq sample` takes the best checkpoint unless told otherwise, and says so on stderr.
+    args = ["sample", job["job_id"], "--length", "40", "--seed", "3"]
+    default, best = seqq(args, env), seqq([*args, "--checkpoint", "best"], env)
+    assert default.returncode == 0, default.stderr
+    assert f"checkpoint best (step {job['best_step']})" in default.stderr
+    assert default.stdout == best.stdout
 
 
 def test_submit_without_wait_prints_the_job_and_status_follows_it_to_the_end(
