@@ -419,8 +419,6 @@ class Trainer:
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise TrainingError(f"weights became non-finite by step {self.step}; lower optim.lr")
         resumable = checkpoint.step_of(folder) is not None
-        if resumable:  # a new best is uploaded with the step checkpoint, not at each evaluation
-            self.best.save(self._write_best)
         payload = checkpoint.build_payload(
             self.model,
             self.optimizer,
@@ -432,7 +430,10 @@ class Trainer:
             precision=self.precision,
             torch_rng=torch.get_rng_state(),
         )
-        return self._write(payload, folder)
+        path = self._write(payload, folder)
+        if resumable:  # a new best is uploaded after a step checkpoint, not at each evaluation
+            self.best.save(self._write_best)
+        return path
 
     def _write_best(self, best: BestWeights) -> None:
         # Weights only (no optimizer): for sampling and scoring, never resumed from. Rewriting
