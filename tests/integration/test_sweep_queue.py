@@ -218,10 +218,11 @@ def test_a_sweep_survives_a_sigkilled_trial_and_a_restarted_scheduler(
         if int(r.data.tags.get(names.TAG_RESUMES, "0")) >= 1
     ]
     assert resumed, "the killed trial resumed in its own run"
-    # --register on the queue: the control plane registered the best trial's final checkpoint.
+    # --register on the queue: the control plane registered the best trial's best checkpoint.
     assert record["registered_uri"] == "models:/queue-best/1"
     version = client.get_model_version("queue-best", "1")
     assert version.run_id == record["best"]["run_id"]
+    assert version.source.endswith(f"{names.ARTIFACT_CHECKPOINTS}/{names.BEST_CHECKPOINT}")
     done = seqq(["sample", "models:/queue-best/1", "--length", "20"], env)
     assert done.returncode == 0 and len(done.stdout) > 20, done.stderr
 
