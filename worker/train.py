@@ -302,9 +302,9 @@ class Trainer:
             names.METRIC_CHARS_PER_SEC: trained_chars / max(elapsed, 1e-9),
             names.METRIC_BEST_VAL_LOSS: self.best.val_loss,
         }
-        best = self.best.weights
-        test_loss_best = self._score_best(best) if best is not None else None
-        if best is not None and test_loss_best is not None:
+        best, test_loss_best = self.best.weights, None
+        if best is not None:
+            test_loss_best = self._score_best(best)
             end[names.METRIC_BEST_STEP] = best.step
             end[names.METRIC_TEST_LOSS_BEST] = test_loss_best
             end[names.METRIC_TEST_BPC_BEST] = test_loss_best / LN2
@@ -406,7 +406,7 @@ class Trainer:
             rows["step"].append(step)
             rows["prompt"].append(prompt)
             rows["sample"].append(text)
-        if not best:  # the best's step has its figures already, or is between sample steps
+        if not best:  # at the best's step they would double a sample step's, or fall between
             self.logger.metrics(textstats.mean_metrics(stats), step)
         # One table across steps (MLflow appends), so the UI shows runs' samples side by side.
         logger = self.logger
