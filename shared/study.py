@@ -14,6 +14,7 @@ Optuna is imported inside the functions, as in `shared.space`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from pathlib import Path
@@ -77,12 +78,19 @@ def sampler(sweep: SweepFile, asked: int = 0) -> BaseSampler:
     from optuna.samplers import GridSampler, RandomSampler, TPESampler
 
     settings = sweep.sweep
-    seed = None if settings.seed is None else settings.seed + asked
+    seed = None if settings.seed is None else _mix(settings.seed, asked)
     if settings.sampler == "grid":
         return GridSampler(grid(sweep.space), seed=seed)
     if settings.sampler == "random":
         return RandomSampler(seed=seed)
     return TPESampler(seed=seed)
+
+
+def _mix(seed: int, asked: int) -> int:
+    """A 32-bit seed for the sampler of `seed`'s sweep after `asked` trials: not `seed + asked`,
+    which would make the sweep of seed 1 draw the sweep of seed 0 shifted by one trial."""
+    digest = hashlib.sha256(f"seqq-sweep:{seed}:{asked}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def first_evaluation(sweep: SweepFile) -> int:

@@ -157,3 +157,20 @@ def test_trials_asked_each_from_a_freshly_opened_study_draw_distinct_reproducibl
     first = draws(f"fresh-{sampler}-a")
     assert len(set(first)) == 4
     assert draws(f"fresh-{sampler}-b") == first
+
+
+def test_sweeps_of_neighbouring_seeds_draw_different_trials(settings: Settings) -> None:
+    # Seeding each ask by `seed + asked` made seed 1's sweep seed 0's shifted by one trial.
+    def draws(name: str, seed: int) -> list[Any]:
+        sweep = _sweep(SPACE, sampler="random", seed=seed)
+        create_study(sweep, name, "file", settings)
+        values = []
+        for _ in range(4):
+            opened = open_study(name, "file", settings)
+            trial = opened.study.ask(distributions(sweep.space))
+            values.append(trial.params["optim.lr"])
+            opened.study.tell(trial, 1.0)
+        return values
+
+    zero, one = draws("seed-0", 0), draws("seed-1", 1)
+    assert not set(zero) & set(one)
