@@ -49,6 +49,16 @@ def check_inputs(spec: TrainSpec, settings: Settings) -> LocalDataset:
     return dataset
 
 
+def check_route(queue: str | None, priority: str) -> None:
+    """`--queue` and `--priority` as `submit` and `sweep` take them, refused in one line."""
+    if priority not in names.PRIORITIES:
+        raise SpecError(
+            f"--priority: expected one of {', '.join(names.PRIORITIES)}, got {priority!r}"
+        )
+    if queue is not None and queue not in names.QUEUES:
+        raise SpecError(f"--queue: expected one of {', '.join(names.QUEUES)}, got {queue!r}")
+
+
 def _register(
     client: tracking.Writer,
     spec: TrainSpec,
@@ -82,12 +92,7 @@ def submit(
     The queue is `queue` when given, else chosen from the spec's device and `priority`.
     """
     dataset = check_inputs(spec, settings)
-    if priority not in names.PRIORITIES:
-        raise SpecError(
-            f"--priority: expected one of {', '.join(names.PRIORITIES)}, got {priority!r}"
-        )
-    if queue is not None and queue not in names.QUEUES:
-        raise SpecError(f"--queue: expected one of {', '.join(names.QUEUES)}, got {queue!r}")
+    check_route(queue, priority)
     conn = redis_client(settings)
     client = tracking.writer(settings)
     queue = queue or broker.route(spec, conn, priority)

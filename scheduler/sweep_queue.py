@@ -36,7 +36,7 @@ from shared.dataset import LocalDataset
 from shared.errors import ServiceUnavailableError, SpecError, SweepNotFoundError
 from shared.settings import Settings
 from shared.space import SweepFile, trial_spec
-from shared.spec import TrialRef
+from shared.spec import TrainSpec, TrialRef
 from shared.state import TERMINAL, JobState, TrialState
 from shared.study import (
     OpenStudy,
@@ -79,12 +79,7 @@ def submit(
     exists deletes it again, so a refused sweep leaves nothing behind.
     """
     dataset = jobs.check_inputs(sweep.base, settings)
-    if priority not in names.PRIORITIES:
-        raise SpecError(
-            f"--priority: expected one of {', '.join(names.PRIORITIES)}, got {priority!r}"
-        )
-    if queue is not None and queue not in names.QUEUES:
-        raise SpecError(f"--queue: expected one of {', '.join(names.QUEUES)}, got {queue!r}")
+    jobs.check_route(queue, priority)
     conn = redis_client(settings)
     tracking.check_tracking(settings)
     client = tracking.tracking_client(settings)
@@ -202,7 +197,7 @@ def _keep_going(
         sweeps.settle(opened, trial.number, client, "its job ended without telling the study")
         return False
     if not trial.user_attrs.get(names.TRIAL_ATTR_SENT):  # created, never handed to the broker
-        _send(opened, trial, run_id, dispatch, app)
+        _send(opened, trial, run_id, _spec(opened, trial), dispatch["queue"], app)
     return True
 
 
@@ -234,8 +229,7 @@ def _dispatch(
 ) -> None:
     """Create the trial's child run (SCHEDULED, its sampled values as params) and send it."""
     sweep_id = opened.study.study_name
-    ref = TrialRef(sweep=sweep_id, number=trial.number, storage="redis")
-    spec = trial_spec(opened.sweep.base, trial.params, ref)
+    spec = _spec(opened, trial)
     corpus = dispatch["dataset"]
     dataset = LocalDataset(
         path=Path(corpus["path"]),
@@ -250,29 +244,26 @@ def _dispatch(
     opened.storage.set_trial_user_attr(
         trial_id(opened, trial.number), names.TRIAL_ATTR_RUN_ID, run_id
     )
-    _send(opened, trial, run_id, dispatch, app, spec.model_dump(mode="json"))
+    _send(opened, trial, run_id, spec, dispatch["queue"], app)
+
+
+def _spec(opened: OpenStudy, trial: FrozenTrial) -> TrainSpec:
+    """The spec a queue sweep's trial trains: the base with its values and its reference."""
+    ref = TrialRef(sweep=opened.study.study_name, number=trial.number, storage="redis")
+    return trial_spec(opened.sweep.base, trial.params, ref)
 
 
 def _send(
     opened: OpenStudy,
     trial: FrozenTrial,
     run_id: str,
-    dispatch: dict[str, Any],
+    spec: TrainSpec,
+    queue: str,
     app: Celery,
-    spec: dict[str, Any] | None = None,
 ) -> None:
     """Hand a trial's job to the broker, then record that it was (a crash in between sends it
     twice, and the job's lease makes the second delivery stand down)."""
-    if spec is None:
-        ref = TrialRef(sweep=opened.study.study_name, number=trial.number, storage="redis")
-        spec = trial_spec(opened.sweep.base, trial.params, ref).model_dump(mode="json")
-    app.send_task(
-        names.TASK_TRAIN,
-        kwargs={"job_id": run_id, "spec": spec},
-        task_id=run_id,
-        queue=dispatch["queue"],
-        routing_key=dispatch["queue"],
-    )
+    broker.send_job(app, run_id, spec, queue)
     opened.storage.set_trial_user_attr(trial_id(opened, trial.number), names.TRIAL_ATTR_SENT, True)
 
 

@@ -137,40 +137,33 @@ def test_an_unknown_sweep_is_not_found_with_exit_4_and_no_journal_is_left_behind
     assert not journal_path("nope", settings).exists()
 
 
+def _fresh_draws(settings: Settings, name: str, sampler: str, seed: int) -> list[Any]:
+    """Four trials' learning rates, each asked from the study opened afresh (as a queue sweep
+    asks them)."""
+    sweep = _sweep(SPACE, sampler=sampler, seed=seed)
+    create_study(sweep, name, "file", settings)
+    values = []
+    for _ in range(4):
+        opened = open_study(name, "file", settings)
+        trial = opened.study.ask(distributions(sweep.space))
+        values.append(trial.params["optim.lr"])
+        opened.study.tell(trial, 1.0)
+    return values
+
+
 @pytest.mark.parametrize("sampler", ["random", "tpe"])
 def test_trials_asked_each_from_a_freshly_opened_study_draw_distinct_reproducible_values(
     settings: Settings, sampler: str
 ) -> None:
     # A queue sweep opens its study afresh for every ask; one fixed seed drew the same values
     # for all six trials of a sweep until the seed counted the trials already asked.
-    def draws(name: str) -> list[Any]:
-        sweep = _sweep(SPACE, sampler=sampler, seed=3)
-        create_study(sweep, name, "file", settings)
-        values = []
-        for _ in range(4):
-            opened = open_study(name, "file", settings)
-            trial = opened.study.ask(distributions(sweep.space))
-            values.append(trial.params["optim.lr"])
-            opened.study.tell(trial, 1.0)
-        return values
-
-    first = draws(f"fresh-{sampler}-a")
+    first = _fresh_draws(settings, f"fresh-{sampler}-a", sampler, 3)
     assert len(set(first)) == 4
-    assert draws(f"fresh-{sampler}-b") == first
+    assert _fresh_draws(settings, f"fresh-{sampler}-b", sampler, 3) == first
 
 
 def test_sweeps_of_neighbouring_seeds_draw_different_trials(settings: Settings) -> None:
     # Seeding each ask by `seed + asked` made seed 1's sweep seed 0's shifted by one trial.
-    def draws(name: str, seed: int) -> list[Any]:
-        sweep = _sweep(SPACE, sampler="random", seed=seed)
-        create_study(sweep, name, "file", settings)
-        values = []
-        for _ in range(4):
-            opened = open_study(name, "file", settings)
-            trial = opened.study.ask(distributions(sweep.space))
-            values.append(trial.params["optim.lr"])
-            opened.study.tell(trial, 1.0)
-        return values
-
-    zero, one = draws("seed-0", 0), draws("seed-1", 1)
+    zero = _fresh_draws(settings, "seed-0", "random", 0)
+    one = _fresh_draws(settings, "seed-1", "random", 1)
     assert not set(zero) & set(one)
