@@ -103,6 +103,7 @@ METRIC_PREPROCESS_TIME = "preprocess_s"  # fetch, verify, encode (or load from t
 METRIC_SUBMIT_TO_FIRST_STEP = "submit_to_first_step_s"  # queueing + start-up, fresh runs only
 # A job: its best validation loss, at its end; a sweep's parent run: its best trial's value.
 METRIC_BEST_VAL_LOSS = "best_val_loss"
+METRIC_TRIAL_REPORT_S = "trial_report_s"  # a trial's seconds in report + should_prune, this attempt
 METRIC_BEST_STEP = "best_step"  # the step of a job's best validation loss (its best checkpoint)
 METRIC_TEST_LOSS_BEST = "test_loss_best"  # the test loss of the best checkpoint's weights
 METRIC_TEST_BPC_BEST = "test_bpc_best"

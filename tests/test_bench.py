@@ -242,6 +242,7 @@ def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
         ],
         "prune_to_next_trial_s": {"median": 0.6, "min": 0.5, "max": 0.9, "n": 9},
         "report_overhead": {"median": 1.004, "min": 0.99, "max": 1.01, "n": 3},
+        "report_share": {"median": 0.0012, "min": 0.0008, "max": 0.0031, "n": 32},
         "trials_per_hour": {"1": 100.0, "2": 190.0},
         "efficiency_2_workers": 0.95,
     }
@@ -250,4 +251,5 @@ def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
     assert "| 1 | 1.400 | 1.450 | +0.050 | 310 | 120 | **0.39** | 4 |" in text
     assert "median **0.60 s**" in text and "target <= 2 s" in text
     assert "**1.004**" in text and "target < 1.01" in text
+    assert "median **0.120%** of a trial's training time (max 0.310%, 32 trials" in text
     assert "efficiency **0.95** (target >= 0.9)" in text

@@ -129,6 +129,14 @@ def test_submit_rejects_a_patience_below_one_with_exit_2_naming_the_field(
     assert "optim.patience" in one_line_error(done)
 
 
+def test_an_optional_number_flag_is_parsed_and_shown_as_its_number() -> None:
+    # `optim.patience` is `int | None`: its help says <int>, not <str>, and Typer parses it.
+    from scheduler.cli.options import flag_type
+
+    assert flag_type("optim.patience") is int
+    assert flag_type("optim.lr") is float and flag_type("optim.time_budget") is str
+
+
 def test_time_budget_takes_a_duration_with_a_unit_as_the_spec_does(env: dict[str, str]) -> None:
     # The spec parses '2m'; the flag must hand it over as text, not demand a number.
     done = seqq(["submit", "--time-budget", "2m", "--lr", "-1"], env)

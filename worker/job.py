@@ -291,6 +291,8 @@ def _finish(
         if logger is not None:
             logger.discard()  # another worker owns the run now: send nothing more
         return
+    if trial is not None and logger is not None:  # what being a trial cost this attempt
+        logger.metrics({names.METRIC_TRIAL_REPORT_S: trial.seconds}, outcome.step or 0)
     if logger is not None and not logger.close(timeout=600):
         outcome.status = JobState.FAILED
         outcome.error = (outcome.error or "") + " (some metrics could not be delivered to MLflow)"

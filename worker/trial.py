@@ -13,6 +13,7 @@ became, never a study ahead of the record.
 from __future__ import annotations
 
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from shared import names
@@ -37,6 +38,7 @@ class TrialReporter:
         self.reported = reported  # steps whose value the study holds
         self.step: int | None = None  # the last evaluation's step
         self.pruned_step: int | None = None
+        self.seconds = 0.0  # spent reporting and asking, this attempt (`trial_report_s`)
 
     @classmethod
     def open(cls, ref: TrialRef, job_id: str, settings: Settings) -> TrialReporter:
@@ -87,15 +89,19 @@ class TrialReporter:
         self.step = step
         if step in self.reported:
             return
+        started = time.perf_counter()
         self.trial.report(value, step)
+        self.seconds += time.perf_counter() - started
         self.reported.add(step)
 
     def should_prune(self) -> bool:
         """The study's pruner's word on the values reported so far."""
-        if self.trial.should_prune():
+        started = time.perf_counter()
+        prune = self.trial.should_prune()
+        self.seconds += time.perf_counter() - started
+        if prune:
             self.pruned_step = self.step
-            return True
-        return False
+        return prune
 
     def ending(self, status: JobState) -> TrialState | None:
         """The trial state a job's end means; None when the job goes on (preempted, or another

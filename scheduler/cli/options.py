@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -65,12 +66,18 @@ def param_name(decls: tuple[str, ...]) -> str:
     return decls[0].removeprefix("--").replace("-", "_")
 
 
-def spec_field(dotted: str) -> FieldInfo:
-    """The pydantic field behind a dotted spec key (`model.hidden_size`)."""
+def _owner(dotted: str) -> tuple[Any, str]:
+    """The pydantic model that holds a dotted spec key, and the key's last part."""
     model: Any = TrainSpec
     *groups, leaf = dotted.split(".")
     for group in groups:
         model = model.model_fields[group].annotation
+    return model, leaf
+
+
+def spec_field(dotted: str) -> FieldInfo:
+    """The pydantic field behind a dotted spec key (`model.hidden_size`)."""
+    model, leaf = _owner(dotted)
     return typing.cast(FieldInfo, model.model_fields[leaf])
 
 
@@ -91,10 +98,23 @@ def flag_help(dotted: str) -> str:
     return f"{field.description}  (spec: {', '.join([dotted, *bounds])})"
 
 
+def parses_text(dotted: str) -> bool:
+    """Whether the spec reads this field from text itself (a "before" validator: '10m')."""
+    model, leaf = _owner(dotted)
+    validators = model.__pydantic_decorators__.field_validators.values()
+    return any(v.info.mode == "before" and leaf in v.info.fields for v in validators)
+
+
 def flag_type(dotted: str) -> Any:
-    """What Typer parses the flag as: the field's own int or float, else text for the spec
-    to validate (choices, durations like '10m', paths), so every bad value is reported together."""
+    """What Typer parses the flag as: the field's own int or float (`int | None` too), else
+    text for the spec to validate (choices, durations like '10m', paths), so every bad value is
+    reported together."""
     annotation = spec_field(dotted).annotation
+    if parses_text(dotted):
+        return str
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # `int | None`: int
+        given = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = given[0] if len(given) == 1 else annotation
     return annotation if annotation in (int, float) else str
 
 

@@ -15,9 +15,13 @@ queue, real `seqq worker` and `seqq scheduler` processes, a real Redis study.
 2. **A freed worker goes on.** In the ASHA sweeps: from the evaluation at which a trial was
    pruned (the timestamp MLflow gave that `val_loss`) to the next trial's first training step
    on the same worker (the timestamp of its `submit_to_first_step_s`). Median; target <= 2 s.
-3. **Reporting costs.** R rounds, each: the same spec as a lone job and as the one trial of a
-   sweep with nothing to search (a single choice, no pruner), on the same worker back to back;
-   the ratio of their training seconds (trial / alone), median over rounds. Target < 1.01.
+3. **Reporting costs.** Timed where it happens: every trial of the sweeps of 1 logs
+   `trial_report_s`, the seconds its job spent in `report` and `should_prune`; its share of the
+   trial's training seconds, median and max over all those trials. Target < 1%. Also, as the
+   issue first framed it, R rounds of the same spec as a lone job and as the one trial of a
+   sweep with nothing to search, back to back on one worker: the ratio of their training
+   seconds (trial / alone), median over rounds. That ratio is bound by run-to-run noise (a few
+   percent on this host) and cannot resolve 1%: the timed share is the figure that can.
 4. **Trials per hour.** A sweep without pruning, as many trials, on one worker (`taskset -c 0`,
    `--parallel 1`), then on two (`taskset -c 0` and `-c 1`, `--parallel 2`): trials per hour
    from the first trial's start to the last one's end; efficiency = rate(2) / (2 x rate(1)).
@@ -98,6 +102,16 @@ def train_seconds(client: Any, run_id: str) -> float:
         return float(run.data.metrics["train_time_s"])
     history = client.get_metric_history(run_id, "elapsed_s")
     return max((m.value for m in history), default=0.0)
+
+
+def report_share(client: Any, run_id: str) -> float | None:
+    """The share of a trial's training seconds it spent reporting to the study (each attempt
+    logs its own `trial_report_s`; a resumed trial's attempts add up)."""
+    history = client.get_metric_history(run_id, "trial_report_s")
+    train_s = train_seconds(client, run_id)
+    if not history or train_s <= 0:
+        return None
+    return sum(m.value for m in history) / train_s
 
 
 def first_step_ms(client: Any, run_id: str) -> int | None:
@@ -202,7 +216,7 @@ def main() -> None:
             # 1 and 2: pruning pays, and a freed worker goes on.
             worker = start_worker(env, tmp, "all-cores", None)
             try:
-                per_seed, gaps_s = [], []
+                per_seed, gaps_s, shares = [], [], []
                 for seed in seeds:
                     row: dict[str, Any] = {"seed": seed}
                     for pruner in ("none", "asha"):
@@ -225,6 +239,7 @@ def main() -> None:
                             "train_s": sum(train_seconds(client, i) for i in ids),
                             "counts": record["counts"],
                         }
+                        shares += [s for i in ids if (s := report_share(client, i)) is not None]
                         if pruner == "asha":
                             gaps_s += prune_to_next_s(client, record)
                         log(f"seed {seed} {pruner}: {row[pruner]}")
@@ -235,6 +250,8 @@ def main() -> None:
                 result["pruning"] = per_seed
                 result["prune_to_next_trial_s"] = stats(gaps_s) if gaps_s else None
                 log(f"pruned -> next trial: {result['prune_to_next_trial_s']}")
+                result["report_share"] = stats(shares) if shares else None
+                log(f"reporting's share of a trial's training time: {result['report_share']}")
 
                 # 3: what reporting to the study costs a trial.
                 ratios = []
