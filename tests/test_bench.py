@@ -221,6 +221,7 @@ def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
         "host": {"cpu": "x", "usable_cores": 2, "python": "3.11", "torch": "2.13.0"},
         "corpus": {"dataset": "builtin:stdlib", "name": "b", "sha256": "0" * 64, "chars": 10},
         "trials": 8,
+        "rate_trials": 4,
         "steps": 600,
         "eval_every": 50,
         "space": ["optim.lr: {log: [1.0e-4, 3.0e-2]}"],
@@ -253,3 +254,4 @@ def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
     assert "**1.004**" in text and "target < 1.01" in text
     assert "median **0.120%** of a trial's training time (max 0.310%, 32 trials" in text
     assert "efficiency **0.95** (target >= 0.9)" in text
+    assert "trials per hour (4-trial sweeps): 100 on one one-core worker, 190 on two" in text

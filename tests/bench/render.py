@@ -379,7 +379,8 @@ def render_sweep(r: dict[str, Any]) -> str:
             else "no trial was pruned"
         ),
         *_report_lines(r),
-        f"- trials per hour: {rate['1']:.0f} on one one-core worker, {rate['2']:.0f} on two; "
+        f"- trials per hour ({r.get('rate_trials', r['trials'])}-trial sweeps): {rate['1']:.0f} "
+        f"on one one-core worker, {rate['2']:.0f} on two; "
         f"efficiency **{r['efficiency_2_workers']:.2f}** (target >= 0.9)",
     ]
     return out + "\n" + "\n".join(lines) + "\n"
