@@ -6,6 +6,7 @@ how a person watches them, as `scheduler.cli.compare` does for a comparison's ch
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,7 +145,9 @@ def _sweep_on_workers(
         _follow_sweeps(ids, settings)
     except BaseException:
         for sweep_id in ids.values():
-            sweep_queue.cancel(sweep_id, settings)
+            # Best effort: the error that brought us here is the one to show, not this one.
+            with contextlib.suppress(Exception):
+                sweep_queue.cancel(sweep_id, settings)
         raise
     return ids
 
