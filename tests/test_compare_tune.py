@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from scheduler import compare_tune as ct
-from scheduler import sweep as sweeps
 from shared import names
 from shared.errors import SpecError
 from shared.settings import Settings
@@ -130,41 +129,24 @@ def _finals(settings: Settings, seen: dict[str, TrainSpec]) -> Any:
     return train
 
 
-def _sweep_here(plan: ct.TunePlan, settings: Settings) -> Any:
-    def run_sweeps(plans: dict[str, Any], parent: str) -> dict[str, str]:
-        return {
-            model: sweeps.run_local(
-                sweep,
-                settings,
-                stand_in(settings),
-                ct.sweep_tags(parent, model),
-                ct.sweep_name(plan, model),
-            )
-            for model, sweep in plans.items()
-        }
-
-    return run_sweeps
-
-
 def test_a_tuned_comparison_nests_one_sweep_per_model_and_the_final_runs_under_one_parent(
-    settings: Settings, corpus: Path, tmp_path: Path
+    settings: Settings, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlflow import MlflowClient
 
-    from scheduler.cli.compare_tune import show
+    from scheduler.cli import compare_tune as command
+    from scheduler.cli import sweep as sweep_command
 
+    trial = stand_in(settings)
+    monkeypatch.setattr(
+        sweep_command, "train_trial", lambda spec, sweep_id, name, *_: trial(spec, sweep_id, name)
+    )
     raw = {**_raw(corpus), "sweep": {"trials": 2, "sampler": "grid", "pruner": "none"}}
     plan = ct.plan_tune(raw, {}, ["lstm", "rnn"], "20s", 1)
     seen: dict[str, TrainSpec] = {}
     report = tmp_path / "report"
-    tuned = ct.compare_tuned(
-        plan,
-        settings,
-        _sweep_here(plan, settings),
-        _finals(settings, seen),
-        on_workers=False,
-        report_dir=report,
-    )
+    # `--local`: each model's sweep here, one after the other, then the final runs.
+    tuned = command.run(plan, settings, _finals(settings, seen), True, None, "normal", report)
 
     client = MlflowClient(settings.tracking_uri)
     parent = client.get_run(tuned.comparison.parent_run_id)
@@ -203,7 +185,7 @@ def test_a_tuned_comparison_nests_one_sweep_per_model_and_the_final_runs_under_o
     from rich.console import Console
 
     screen = Console(file=io.StringIO(), width=120)
-    show(tuned, json_out=False, out=screen)
+    command.show(tuned, json_out=False, out=screen)
     shown = screen.file.getvalue()  # type: ignore[attr-defined]
     assert "lstm tuned" in shown and f"0.003 -> {GOOD}" in shown and "2 COMPLETE" in shown
 

@@ -1,6 +1,8 @@
-"""`seqq compare --tune` end to end: the real command with tiny models, on the queue (real
-Redis, a real `seqq worker` and `seqq scheduler`) and `--local`, a real MLflow store. One parent,
-one sweep per model nested under it, and each model's default and tuned runs under it too."""
+"""`seqq compare --tune` end to end: the real command with tiny models on the queue (real Redis,
+a real `seqq worker` and `seqq scheduler`, a real MLflow store). One parent, one sweep per model
+nested under it, and each model's default and tuned runs under it too. The `--local` path is
+tests/test_compare_tune.py's (real sweeps and store, stand-in jobs): its jobs are `seqq run`'s,
+end to end in test_sweep_local.py and test_compare.py already."""
 
 from __future__ import annotations
 
@@ -97,12 +99,6 @@ def test_a_tuned_comparison_on_the_queue_nests_a_sweep_per_model_and_the_final_r
         scheduler.stop()
     assert_nested(env, out, ["lstm", "rnn"], trials=2)
     assert not redis.Redis.from_url(env["SEQQ_BROKER_URL"]).scard(names.SWEEPS_ACTIVE_KEY)
-
-
-def test_a_tuned_comparison_here_nests_the_same_way(env: dict[str, str], tmp_path: Path) -> None:
-    path = _space_file(tmp_path, trials=1)
-    args = ["compare", "--local", "--models", "rnn", "--tune", str(path), "--budget", "5s"]
-    assert_nested(env, seqq_json(args, env, timeout=300), ["rnn"], trials=1)
 
 
 @pytest.fixture(scope="module")
