@@ -253,15 +253,28 @@ def _samples(client: MlflowClient, run_id: str, tmp_dir: str) -> dict[int, str]:
 
 
 def start_parent(
-    client: MlflowClient, spec: TrainSpec, models: list[str], seeds: list[int], settings: Settings
+    client: MlflowClient,
+    spec: TrainSpec,
+    models: list[str],
+    seeds: list[int],
+    settings: Settings,
+    *,
+    varied: Iterable[str] = (),
+    tags: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    label: str = "",
 ) -> str:
-    """The parent run that groups the children and holds the report."""
+    """The parent run that groups the children and holds the report.
+
+    Its params are what the children share: the spec less the cell, the seed when there are
+    several, and `varied` (a tuned comparison's searched fields); `tags`, `params` and `label`
+    (in the run's name) say more about a kind of comparison."""
     from mlflow.entities import Param
 
     from scheduler.tracking import ensure_experiment
 
     experiment_id = ensure_experiment(client, spec.run.experiment, settings)
-    name = f"{spec.run.name or 'compare'}-{'-vs-'.join(models)}"
+    name = f"{spec.run.name or 'compare'}{label}-{'-vs-'.join(models)}"
     seed_text = ",".join(str(s) for s in seeds)
     run = client.create_run(
         experiment_id,
@@ -270,15 +283,17 @@ def start_parent(
             names.TAG_KIND: "compare",
             names.TAG_COMPARE_MODELS: ",".join(models),
             names.TAG_COMPARE_SEEDS: seed_text,
+            **(tags or {}),
             **spec.run.tags,
         },
     )
     # What the children share; the cell, and the seed when there are several, is theirs alone.
-    varied = {"model.cell"} | ({"run.seed"} if len(seeds) > 1 else set())
-    params = {k: v for k, v in spec.flat().items() if k not in varied}
-    params["compare.models"] = ",".join(models)
-    params["compare.seeds"] = seed_text
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    own = {"model.cell", *varied} | ({"run.seed"} if len(seeds) > 1 else set())
+    shared = {k: v for k, v in spec.flat().items() if k not in own}
+    shared["compare.models"] = ",".join(models)
+    shared["compare.seeds"] = seed_text
+    shared.update(params or {})
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in shared.items()])
     return str(run.info.run_id)
 
 

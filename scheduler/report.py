@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -217,12 +218,15 @@ def sample_runs(comparison: Comparison) -> dict[str, ModelResult]:
     return out
 
 
-def markdown(comparison: Comparison, title: str) -> str:
+def markdown(comparison: Comparison, title: str, sections: Sequence[str] = ()) -> str:
+    """The report; `sections` (Markdown lines, e.g. a tuned comparison's sweeps) follow the
+    table."""
     columns = comparison.columns()
     lines = [f"# {title}", ""]
     caption = seeds_caption(comparison)
     lines += [caption, ""] if caption else []
     lines += _table(columns)
+    lines += ["", *sections] if sections else []
     note = text_note(comparison.results)
     if note:
         lines += ["", note[0].upper() + note[1:]]
@@ -252,10 +256,12 @@ def markdown(comparison: Comparison, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(comparison: Comparison, out_dir: Path, title: str) -> list[Path]:
+def write_report(
+    comparison: Comparison, out_dir: Path, title: str, sections: Sequence[str] = ()
+) -> list[Path]:
     """report.md and its plots in `out_dir`; the written paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = plot_curves(comparison, out_dir)
     report = out_dir / names.REPORT_FILE
-    report.write_text(markdown(comparison, title), encoding="utf-8")
+    report.write_text(markdown(comparison, title, sections), encoding="utf-8")
     return [report, *paths]

@@ -55,12 +55,21 @@ def load(path: Path, overrides: dict[str, Any] | None = None) -> SweepFile:
     return parse_sweep(raw)
 
 
-def run_local(sweep: SweepFile, settings: Settings, train: TrainTrial) -> str:
-    """Run the whole sweep here, one trial after another; the sweep id (its parent run's)."""
+def run_local(
+    sweep: SweepFile,
+    settings: Settings,
+    train: TrainTrial,
+    extra_tags: dict[str, str] | None = None,
+    run_name: str | None = None,
+) -> str:
+    """Run the whole sweep here, one trial after another; the sweep id (its parent run's).
+
+    `extra_tags` and `run_name` go on the parent run (a tuned comparison nests it under its own
+    with `mlflow.parentRunId`)."""
     jobs.check_inputs(sweep.base, settings)  # every check before the parent run exists
     tracking.check_tracking(settings)
     client = tracking.tracking_client(settings)
-    sweep_id = create_parent(client, sweep, "file", settings)
+    sweep_id = create_parent(client, sweep, "file", settings, extra_tags, run_name)
     try:
         opened = create_study(sweep, sweep_id, "file", settings)
     except BaseException:
@@ -90,8 +99,10 @@ def create_parent(
     storage: StudyStorage,
     settings: Settings,
     extra_tags: dict[str, str] | None = None,
+    run_name: str | None = None,
 ) -> str:
-    """The parent run: the base spec (less the searched fields) and the space as params."""
+    """The parent run: the base spec (less the searched fields) and the space as params; named
+    `run_name`, else the base's run name, else `sweep`."""
     from mlflow.entities import Param, RunTag
 
     experiment_id = tracking.ensure_experiment(client, sweep.base.run.experiment, settings)
@@ -101,7 +112,9 @@ def create_parent(
         **(extra_tags or {}),
     }
     run = client.create_run(
-        experiment_id, run_name=sweep.base.run.name or "sweep", tags={**tags, **sweep.base.run.tags}
+        experiment_id,
+        run_name=run_name or sweep.base.run.name or "sweep",
+        tags={**tags, **sweep.base.run.tags},
     )
     run_id = str(run.info.run_id)
     params = {k: v for k, v in sweep.base.flat().items() if k not in sweep.space}

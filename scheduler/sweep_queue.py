@@ -72,11 +72,14 @@ def submit(
     queue: str | None = None,
     priority: str = "normal",
     register: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    run_name: str | None = None,
 ) -> str:
     """Create the sweep and put its first trials on the queue; the sweep id.
 
     Every check comes first (corpus, prompts, queue, services); a failure after the parent run
-    exists deletes it again, so a refused sweep leaves nothing behind.
+    exists deletes it again, so a refused sweep leaves nothing behind. `extra_tags` and
+    `run_name` go on the parent run (a tuned comparison nests it under its own).
     """
     dataset = jobs.check_inputs(sweep.base, settings)
     jobs.check_route(queue, priority)
@@ -88,7 +91,8 @@ def submit(
     uri = tracking.publish_dataset(client, dataset, settings)
     data = sweep.base.data.model_copy(update={"uri": uri, "sha256": dataset.sha256})
     resolved = sweep.model_copy(update={"base": sweep.base.model_copy(update={"data": data})})
-    sweep_id = sweeps.create_parent(client, resolved, "redis", settings, {names.TAG_QUEUE: queue})
+    tags = {**(extra_tags or {}), names.TAG_QUEUE: queue}
+    sweep_id = sweeps.create_parent(client, resolved, "redis", settings, tags, run_name)
     try:
         opened = create_study(resolved, sweep_id, "redis", settings)
         opened.study.set_user_attr(

@@ -66,6 +66,9 @@ TAG_RESUMES = "seqq.resumes"
 TAG_NUM_PARAMS = "seqq.num_params"
 TAG_COMPARE_MODELS = "seqq.compare.models"
 TAG_COMPARE_SEEDS = "seqq.compare.seeds"  # on a comparison's parent: the seeds every model ran
+# On a tuned comparison's parent (`seqq compare --tune`): each model's sweep budget in seconds.
+# Its sweeps' parent runs are its children, tagged TAG_MODEL with the cell they tuned.
+TAG_COMPARE_TUNE = "seqq.compare.tune"
 TAG_STEPS = "seqq.steps"  # optimizer steps trained when the run ended
 TAG_STOPPED_EARLY_AT = "seqq.stopped_early_at"  # the step at which optim.patience ended training
 TAG_DATA_CACHE = "seqq.data.cache"  # "hit" when the worker reused encoded ids, else "miss"
@@ -138,6 +141,7 @@ ARTIFACT_DATASET = "dataset"
 ARTIFACT_TRIALS = "trials.json"  # a sweep's parent run: the trials table (mlflow.log_table)
 ARTIFACT_SWEEP_PLOTS = "plots"  # a sweep's parent run: Optuna's plots, one PNG each
 ARTIFACT_BEST = "best.json"  # a sweep's parent run: the best trial, its values and run
+ARTIFACT_TUNE = "tune.json"  # a tuned comparison's parent: budgets, each model's sweep and values
 CHECKPOINT_FILE = "checkpoint.pt"
 FINAL_CHECKPOINT = "final"
 BEST_CHECKPOINT = "best"  # the weights of the lowest validation loss (overwritten as it improves)

@@ -79,3 +79,13 @@ def test_the_readme_sweep_file_is_a_valid_sweep_file() -> None:
     assert len(blocks) == 1, "expected one sweep file in README.md"
     sweep = parse_sweep(yaml.safe_load(blocks[0]))
     assert sweep.sweep.trials == 32 and "optim.lr" in sweep.space
+
+
+def test_the_readme_tune_file_is_a_valid_tuned_comparison_for_every_cell() -> None:
+    from scheduler.compare_tune import plan_tune
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in _code_blocks(readme, "yaml") if b.startswith("# space.yaml")]
+    assert len(blocks) == 1, "expected one --tune file in README.md"
+    plan = plan_tune(yaml.safe_load(blocks[0]), {}, ["lstm", "rnn", "gru"], "1h", 3)
+    assert plan.trials == 12 and plan.trial_budget_s == 300 and len(plan.seeds) == 3

@@ -32,6 +32,25 @@ def compare(
     runs: Annotated[
         str | None, typer.Option("--runs", help="Compare existing runs (comma-separated ids).")
     ] = None,
+    tune: Annotated[
+        Path | None,
+        typer.Option(
+            "--tune",
+            metavar="SWEEP.yaml",
+            help="Tune each model first: one sweep per model over this sweep file's space (its "
+            "spec groups are the base spec), then each model's default and tuned spec over the "
+            "seeds. Needs --budget.",
+        ),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            metavar="DURATION",
+            help="With --tune: each model's total sweep training time ('20m', '1h'); every "
+            "trial and every final run trains budget / trials.",
+        ),
+    ] = None,
     local: Annotated[
         bool, typer.Option("--local", help="Train here, one after another, with no broker.")
     ] = False,
@@ -57,6 +76,12 @@ def compare(
     * `seqq compare --models lstm,rnn,gru --data corpus.txt --max-steps 2000 --report out/`
     * `seqq compare --local --models lstm,rnn --data "synthetic:copy?lag=20"`
     * `seqq compare --runs 3f2a...,9b1c...`
+    * `seqq compare --models lstm,rnn --tune space.yaml --budget 1h --seeds 3`
+
+    With `--tune`, each model is tuned at equal compute first: a sweep per model over the
+    file's space, each with `--budget` of training time in all (`budget / trials` per trial),
+    nested under the comparison's parent run; then every model's default spec and its best
+    trial's spec train over the seeds for that same time per run.
     """
     from functools import partial
 
@@ -66,6 +91,8 @@ def compare(
 
     settings = get_settings()
     count = cmp.parse_seeds(seeds)
+    if runs and (tune is not None or budget is not None):
+        raise SpecError("--tune/--budget train new runs; they cannot be given with --runs")
     if runs:
         if count != 1:
             raise SpecError("--seeds trains new runs; it cannot be given with --runs")
@@ -78,6 +105,15 @@ def compare(
         if local
         else partial(_train_on_workers, settings=settings, queue=queue, priority=priority)
     )
+    if tune is not None or budget is not None:
+        from scheduler.cli import compare_tune
+
+        plan = compare_tune.plan(tune, budget, cells, count, flags, queue, priority)
+        tuned = compare_tune.run(plan, settings, train, local, queue, priority, report)
+        compare_tune.show(tuned, json_out)
+        if not tuned.finished:
+            raise typer.Exit(1)
+        return
     comparison = cmp.compare_models(
         flags.build(), cells, settings, train, on_workers=not local, seeds=count, report_dir=report
     )
@@ -114,18 +150,22 @@ def _train_here(specs: dict[str, Any], parent: str, settings: Any) -> dict[str, 
 def _train_on_workers(
     specs: dict[str, Any], parent: str, settings: Any, queue: str | None, priority: str
 ) -> dict[str, str]:
-    """Submit every child at once and follow the jobs' bars until each has ended."""
+    """Submit every child at once and follow the jobs' bars until each has ended; Ctrl-C
+    cancels those submitted (a queued one ends KILLED at once, a running one at its next step)."""
     from scheduler import broker, jobs, tracking
     from scheduler import compare as cmp
     from scheduler.cli import display
 
-    job_ids = {
-        label: jobs.submit(
-            s, settings, parent, cmp.child_run_name(s, label), queue, priority
-        ).job_id
-        for label, s in specs.items()
-    }
-    display.follow(job_ids, broker.celery_app(settings), tracking.tracking_client(settings))
+    job_ids: dict[str, str] = {}
+    try:
+        for label, s in specs.items():
+            name = cmp.child_run_name(s, label)
+            job_ids[label] = jobs.submit(s, settings, parent, name, queue, priority).job_id
+        display.follow(job_ids, broker.celery_app(settings), tracking.tracking_client(settings))
+    except KeyboardInterrupt:
+        for job_id in job_ids.values():
+            jobs.cancel(job_id, settings)
+        raise
     return job_ids
 
 

@@ -156,14 +156,21 @@ class SpecFlags:
         """The validated TrainSpec: file first, then flags, then `extra` dotted overrides."""
         from shared.spec import build_spec, load_spec_file
 
-        path = self.values.get(SPEC_FILE_PARAM)
+        path = self.spec_file
         raw = load_spec_file(path) if path is not None else {}
         # A trial's spec.json names its study trial; given to run, submit or compare it is a
         # lone job again (that trial has ended: reporting to it would fail the job).
         raw.pop("trial", None)
-        overrides = {dotted: self.values[param_name(decls)] for dotted, decls in SPEC_FLAGS}
-        overrides.update(extra or {})
-        return build_spec(raw, overrides)
+        return build_spec(raw, {**self.overrides(), **(extra or {})})
+
+    @property
+    def spec_file(self) -> Path | None:
+        return typing.cast(Path | None, self.values.get(SPEC_FILE_PARAM))
+
+    def overrides(self) -> dict[str, Any]:
+        """The flags given, as dotted spec fields (a flag not given is not there)."""
+        values = {dotted: self.values[param_name(decls)] for dotted, decls in SPEC_FLAGS}
+        return {dotted: value for dotted, value in values.items() if value is not None}
 
 
 def spec_options(func: Callable[..., Any]) -> Callable[..., Any]:

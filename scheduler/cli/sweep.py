@@ -126,7 +126,7 @@ def sweep(
         sweep_id = sweeps.run_local(
             plan,
             settings,
-            lambda spec, parent, name: _train(spec, parent, name, settings, progress),
+            lambda spec, parent, name: train_trial(spec, parent, name, settings, progress),
         )
     record = sweeps.status(sweep_id, settings)
     if register_as is not None:
@@ -208,12 +208,22 @@ def _follow(sweep_id: str, settings: Settings, json_out: bool) -> dict[str, Any]
         raise typer.Exit(130) from None
 
 
-def _train(spec: TrainSpec, parent: str, name: str, settings: Settings, progress: Progress) -> None:
-    """One trial here, with its own bar; Ctrl-C stops it (checkpoint kept) and the sweep."""
+def train_trial(
+    spec: TrainSpec,
+    parent: str,
+    name: str,
+    settings: Settings,
+    progress: Progress,
+    label: str | None = None,
+) -> None:
+    """One trial here, with its own bar (`label`, else its run name); Ctrl-C stops it
+    (checkpoint kept) and the sweep."""
     from scheduler import jobs
     from scheduler.cli import display
 
-    bar = progress.add_task(name, total=spec.optim.max_steps, stats="preparing data and model")
+    bar = progress.add_task(
+        label or name, total=spec.optim.max_steps, stats="preparing data and model"
+    )
     with display.ProgressReporter(progress, bar) as reporter:
         outcome, _ = jobs.run_here(spec, settings, reporter, parent, name)
     ended = outcome.trial_state or outcome.status
