@@ -232,6 +232,10 @@ def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
                 "asha": sweep(1.51, 90, 5),
                 "loss_gap": 0.01,
                 "time_ratio": 0.3,
+                "replay": {
+                    "asha 50x4 (seqq's)": {"loss_gap": 0.0, "time_ratio": 0.31},
+                    "asha 50x2": {"loss_gap": 0.004, "time_ratio": 0.52},
+                },
             },
             {
                 "seed": 1,
@@ -255,3 +259,58 @@ def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
     assert "median **0.120%** of a trial's training time (max 0.310%, 32 trials" in text
     assert "efficiency **0.95** (target >= 0.9)" in text
     assert "trials per hour (4-trial sweeps): 100 on one one-core worker, 190 on two" in text
+    # The replay table has a column for the seeds that carry one, here seed 0 alone.
+    assert "| replayed over the unpruned trials | seed 0: gap / time |" in text
+    assert "| asha 50x4 (seqq's) | +0.000 / 0.31 |" in text
+    assert "| asha 50x2 | +0.004 / 0.52 |" in text
+
+
+def test_the_tuned_comparison_table_shows_default_beside_tuned_and_the_values_chosen():
+    def figures(val: float, std: float | None) -> dict[str, Any]:
+        def s(mean: float, sd: float | None) -> dict[str, Any]:
+            return {"mean": mean, "std": sd, "min": mean, "max": mean, "n": 2}
+
+        return {
+            "best_val_loss": s(val, std),
+            "test_loss_best": s(val + 0.1, std),
+            "steps": s(400.0, 10.0),
+            "chars_per_s": s(30000.0, 500.0),
+            "sample_ref_bpc": s(2.5, 0.1),
+        }
+
+    model = {
+        "default_values": {"optim.lr": 0.003, "model.hidden_size": 256},
+        "sweep_best_val_loss": 1.3,
+        "counts": {"RUNNING": 0, "COMPLETE": 3, "PRUNED": 5, "FAILED": 0},
+    }
+    result = {
+        "bench": "tuned_compare",
+        "host": {"cpu": "x", "usable_cores": 2, "python": "3.11", "torch": "2.13.0"},
+        "corpus": {"dataset": "builtin:stdlib", "name": "b", "sha256": "0" * 64, "chars": 10},
+        "budget_s": 1200.0,
+        "trial_budget_s": 150.0,
+        "trials": 8,
+        "seeds": 2,
+        "space": ["optim.lr: {log: [3.0e-4, 3.0e-2]}", "model.hidden_size: [128, 256, 512]"],
+        "models": {
+            "lstm": {
+                **model,
+                "variants": {"default": figures(1.5, 0.02), "tuned": figures(1.4, 0.01)},
+                "tuned_values": {"optim.lr": 0.0123, "model.hidden_size": 512},
+            },
+            "rnn": {
+                **model,
+                "variants": {"default": figures(1.9, None)},
+                "tuned_values": None,  # its sweep completed no trial
+            },
+        },
+    }
+    text = render.markdown(result)
+    assert "| LSTM default | 1.500 ± 0.020 | 1.600 ± 0.020 | 400 ± 10 | 30000 ± 500 |" in text
+    assert "| LSTM tuned | 1.400 ± 0.010 |" in text
+    assert "| simple RNN default | 1.900 | 2.000 |" in text
+    assert "simple RNN tuned" not in text
+    assert "| optim.lr | 0.003 -> 0.0123 | 0.003 -> - |" in text
+    assert "| model.hidden_size | 256 -> 512 | 256 -> - |" in text
+    assert "| sweep trials | 3 complete, 5 pruned | 3 complete, 5 pruned |" in text
+    assert "1200 s of training time (150 s a trial)" in text

@@ -383,7 +383,34 @@ def render_sweep(r: dict[str, Any]) -> str:
         f"on one one-core worker, {rate['2']:.0f} on two; "
         f"efficiency **{r['efficiency_2_workers']:.2f}** (target >= 0.9)",
     ]
-    return out + "\n" + "\n".join(lines) + "\n"
+    return out + "\n" + "\n".join(lines) + "\n" + _replay_table(r)
+
+
+def _replay_table(r: dict[str, Any]) -> str:
+    """The pruning decisions alone: each pruner setting over each unpruned sweep's curves."""
+    seeds = [row for row in r["pruning"] if row.get("replay")]
+    if not seeds:
+        return ""
+    settings = list(seeds[0]["replay"])
+    rows = [
+        [
+            name,
+            *(
+                f"{row['replay'][name]['loss_gap']:+.3f} / {row['replay'][name]['time_ratio']:.2f}"
+                for row in seeds
+            ),
+        ]
+        for name in settings
+    ]
+    header = [
+        "replayed over the unpruned trials",
+        *(f"seed {row['seed']}: gap / time" for row in seeds),
+    ]
+    return (
+        "\nThe pruning decisions alone: each setting decides over the unpruned sweep's own trials, "
+        "in its order (first rung x reduction factor; a pruned trial costs its share of steps):\n"
+        + table(header, rows)
+    )
 
 
 def _report_lines(r: dict[str, Any]) -> list[str]:
@@ -403,8 +430,65 @@ def _report_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _value(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def render_tuned_compare(r: dict[str, Any]) -> str:
+    quick = " QUICK run: not a figure." if r.get("quick") else ""
+    out = [
+        f"`seqq compare --local --tune`: each model's sweep ({r['trials']} trials, TPE, ASHA) "
+        f"had {r['budget_s']:.0f} s of training time ({r['trial_budget_s']:.0f} s a trial); then "
+        f"its default and its tuned spec trained {r['trial_budget_s']:.0f} s each over the same "
+        f"{r['seeds']} seeds (mean ± std). Losses in nats/char; test is the best checkpoint's "
+        f"weights on the test split; judge bpc is the samples' bits/char under the order-5 "
+        f"n-gram judge fitted on the training split.{quick}\n"
+    ]
+    rows = []
+    for model, m in r["models"].items():
+        for variant, f in m["variants"].items():
+            rows.append(
+                [
+                    f"{CELL_NAMES.get(model, model)} {variant}",
+                    spread(f["best_val_loss"], 3),
+                    spread(f["test_loss_best"], 3),
+                    spread(f["steps"], 0),
+                    spread(f["chars_per_s"], 0),
+                    spread(f.get("sample_ref_bpc"), 2),
+                ]
+            )
+    header = ["model", "best val", "test (best weights)", "steps", "chars/s", "judge bpc"]
+    out.append(table(header, rows))
+    fields = list(next(iter(r["models"].values()))["default_values"])
+    value_rows = [
+        [
+            field,
+            *(
+                f"{_value(m['default_values'][field])} -> "
+                + (_value(m["tuned_values"][field]) if m["tuned_values"] else "-")
+                for m in r["models"].values()
+            ),
+        ]
+        for field in fields
+    ]
+    value_rows.append(
+        [
+            "sweep trials",
+            *(
+                ", ".join(f"{n} {state.lower()}" for state, n in m["counts"].items() if n)
+                for m in r["models"].values()
+            ),
+        ]
+    )
+    names = [CELL_NAMES.get(model, model) for model in r["models"]]
+    out.append(table(["default -> chosen", *names], value_rows))
+    out.append(f"\nSpace: {'; '.join(s.strip() for s in r['space'])}.\n")
+    return "".join(out)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "sweep": render_sweep,
+    "tuned_compare": render_tuned_compare,
     "train_overhead": render_train_overhead,
     "quality": render_quality,
     "data_pipeline": render_data_pipeline,

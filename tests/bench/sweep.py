@@ -14,6 +14,11 @@ queue, real `seqq worker` and `seqq scheduler` processes, a real Redis study.
    total training time (the sum of its trials' training seconds, pruned ones included: the
    `train_time_s` a trial logged at its end, else the `elapsed_s` it logged last), the gap in
    best loss and the ratio of training times. Targets: gap <= 0.02, time ratio <= 1/3.
+   Then the pruning decisions alone, replayed: for each unpruned sweep, Optuna's pruners under
+   several settings decide over its recorded validation curves, trial by trial in its order
+   (`REPLAYED`: first rung and reduction factor); a trial pruned at step s costs s/steps of its measured training seconds. Same
+   trials, so a gap there is a pruning mistake; a gap in the live ASHA sweep that the replay
+   does not show comes from TPE drawing other trials once it sees pruned ones.
 2. **A freed worker goes on.** In the ASHA sweeps: from the evaluation at which a trial was
    pruned (the timestamp MLflow gave that `val_loss`) to the next trial's first training step
    on the same worker (the timestamp of its `submit_to_first_step_s`). Median; target <= 2 s.
@@ -69,6 +74,19 @@ SPACE = """\
 """
 
 
+# Pruner settings replayed over each unpruned sweep's curves: (kind, first rung in evaluations,
+# reduction factor). seqq's ASHA is the first: its first rung at the first evaluation, factor 4.
+REPLAYED = [
+    ("asha", 1, 4),
+    ("asha", 1, 3),
+    ("asha", 1, 2),
+    ("asha", 2, 4),
+    ("asha", 4, 4),
+    ("hyperband", 1, 3),
+    ("median", 1, 0),
+]
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -114,6 +132,60 @@ def report_share(client: Any, run_id: str) -> float | None:
     if not history or train_s <= 0:
         return None
     return sum(m.value for m in history) / train_s
+
+
+def curves(client: Any, record: dict[str, Any]) -> list[tuple[dict[int, float], float]]:
+    """Each trial of a finished unpruned sweep in trial order: its validation curve (the
+    study's values, as `sweep status` has them in MLflow) and its training seconds."""
+    rows = sorted(record["trials"], key=lambda r: r["number"])
+    out = []
+    for row in rows:
+        history = client.get_metric_history(row["run_id"], "val_loss")
+        out.append(({m.step: m.value for m in history}, train_seconds(client, row["run_id"])))
+    return out
+
+
+def replay(
+    trials: list[tuple[dict[int, float], float]], steps: int, eval_every: int
+) -> dict[str, Any]:
+    """Each REPLAYED pruner deciding over the same trials in the same order: the best value of
+    the trials it lets complete, minus the unpruned best, and its share of the training time."""
+    import optuna
+    from optuna.pruners import HyperbandPruner, MedianPruner, SuccessiveHalvingPruner
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    full = min(min(curve.values()) for curve, _ in trials)
+    total = sum(seconds for _, seconds in trials)
+    out = {}
+    for kind, evals, factor in REPLAYED:
+        first = evals * eval_every
+        name = f"{kind} {first}" + (f"x{factor}" if factor else "")
+        name += " (seqq's)" if (kind, evals, factor) == REPLAYED[0] else ""
+        if kind == "asha":
+            pruner: Any = SuccessiveHalvingPruner(min_resource=first, reduction_factor=factor)
+        elif kind == "hyperband":
+            pruner = HyperbandPruner(
+                min_resource=first, max_resource=steps, reduction_factor=factor
+            )
+        else:
+            pruner = MedianPruner(n_startup_trials=5, n_warmup_steps=first)
+        study = optuna.create_study(pruner=pruner)
+        spent, best = 0.0, float("inf")
+        for curve, seconds in trials:
+            trial, last = study.ask(), max(curve)
+            for step in sorted(curve):
+                trial.report(curve[step], step)
+                if step < last and trial.should_prune():
+                    spent += seconds * step / last
+                    study.tell(trial, state=TrialState.PRUNED)
+                    break
+            else:
+                spent += seconds
+                best = min(best, min(curve.values()))
+                study.tell(trial, min(curve.values()))
+        out[name] = {"loss_gap": best - full, "time_ratio": spent / total}
+    return out
 
 
 def first_step_ms(client: Any, run_id: str) -> int | None:
@@ -245,6 +317,9 @@ def main() -> None:
                             "counts": record["counts"],
                         }
                         shares += [s for i in ids if (s := report_share(client, i)) is not None]
+                        if pruner == "none":
+                            row["replay"] = replay(curves(client, record), steps, eval_every)
+                            log(f"seed {seed} replay: {row['replay']}")
                         if pruner == "asha":
                             gaps_s += prune_to_next_s(client, record)
                         log(f"seed {seed} {pruner}: {row[pruner]}")

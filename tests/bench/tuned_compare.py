@@ -1,0 +1,134 @@
+"""The tuned comparison: each cell tuned at equal compute, then its default and tuned specs over
+the seeds at equal wall time (`seqq compare --tune`, issue 12 item 2's benchmark).
+
+    .venv/bin/python tests/bench/tuned_compare.py [--json] [--markdown] [--quick]
+        [--budget 20m] [--trials 8] [--seeds 2] [--models lstm,rnn] [--data PATH]
+    .venv/bin/python tests/bench/tuned_compare.py --markdown-from docs/bench/tuned_compare.json
+
+Runs `seqq compare --local --tune SPACE --budget B --seeds S` as a user would, on `--data`
+(default: the built-in corpus; the output names it by sha256), with the space below: every model
+gets the same B seconds of sweep training time (B / trials per trial, ASHA pruning), then its
+default spec and its tuned spec train over the same S seeds for B / trials seconds each. Reported
+per model and variant, mean ± standard deviation over the seeds: the best validation loss, the
+test loss of the best checkpoint's weights (the held-out figure), steps, chars/s and the judge's
+bits/char on the samples; per model the values the sweep chose and how its trials ended.
+
+Run it alone: two torch processes on two cores slow each other many times over, and the runs
+are timed. A 20-minute budget with 8 trials and 2 seeds takes about 65 minutes here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.bench import common  # noqa: E402
+
+SEQQ = str(Path(sys.executable).parent / "seqq")
+# The base is the default spec but for how often it evaluates (a trial of a minute or two must
+# report to its pruner more than once) and no intermediate samples or checkpoints (the final and
+# best ones are still written). The space is the one the README's example searches.
+SPACE = """\
+run: {{eval_every: {eval_every}, sample_every: 1000000, checkpoint_every: 1000000, experiment: tuned}}
+space:
+  optim.lr: {{log: [3.0e-4, 3.0e-2]}}
+  model.hidden_size: [128, 256, 512]
+  model.dropout: {{range: [0.0, 0.3]}}
+sweep: {{trials: {trials}, sampler: tpe, pruner: asha, seed: 0}}
+"""
+FIGURES = ("best_val_loss", "test_loss_best", "steps", "chars_per_s")
+SAMPLE_BPC = "sample_ref_bpc"
+
+
+def measure(args: argparse.Namespace, budget: str, trials: int, seeds: int) -> dict[str, Any]:
+    from shared.spec import parse_duration
+
+    corpus = common.describe_corpus(args.data)
+    print(common.corpus_line(corpus), file=sys.stderr, flush=True)
+    eval_every = 10 if args.quick else 50
+    with tempfile.TemporaryDirectory(prefix="seqq-tuned-") as tmp:
+        home = Path(tmp)
+        space = home / "space.yaml"
+        space.write_text(SPACE.format(eval_every=eval_every, trials=trials))
+        env = {
+            "SEQQ_HOME": str(home),
+            "HOME": str(home),
+            "PATH": "/usr/bin:/bin",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+        }
+        argv = [SEQQ, "compare", "--local", "--models", args.models, "--data", corpus["path"]]
+        argv += ["--tune", str(space), "--budget", budget, "--seeds", str(seeds), "--json"]
+        if args.quick:
+            argv += ["--hidden-size", "32", "--num-layers", "1", "--seq-len", "32"]
+        print(f"running: {' '.join(argv)}", file=sys.stderr, flush=True)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"seqq compare --tune failed:\n{done.stderr[-3000:]}")
+        out = json.loads(done.stdout)
+    tune = out["tune"]
+    models = {}
+    for model, record in tune["models"].items():
+        variants = {}
+        for variant in ("default", "tuned"):
+            summary = out["summary"].get(f"{model} {variant}")
+            if summary is None:  # its sweep completed no trial: no tuned runs
+                continue
+            figures = {figure: summary[figure] for figure in FIGURES}
+            figures[SAMPLE_BPC] = summary["text_quality"].get(SAMPLE_BPC)
+            variants[variant] = figures
+        models[model] = {
+            "variants": variants,
+            "default_values": record["default_values"],
+            "tuned_values": record["tuned_values"],
+            "sweep_best_val_loss": (record["best"] or {}).get("value"),
+            "counts": record["counts"],
+        }
+    return {
+        "bench": "tuned_compare",
+        "corpus": {k: v for k, v in corpus.items() if k != "path"},
+        "host": common.describe_host(),
+        "quick": bool(args.quick),
+        "budget_s": parse_duration(budget),
+        "trial_budget_s": tune["trial_budget_s"],
+        "trials": tune["trials"],
+        "seeds": seeds,
+        "space": SPACE.format(eval_every=0, trials=0)
+        .split("space:\n")[1]
+        .split("sweep:")[0]
+        .strip()
+        .splitlines(),
+        "models": models,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny models, a minute or two")
+    parser.add_argument("--budget", default=None, help="sweep training time per model (20m)")
+    parser.add_argument("--trials", type=int, default=None, help="trials per sweep (8)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per final spec (2)")
+    parser.add_argument("--models", default="lstm,rnn")
+    common.add_data_option(parser)
+    common.add_output_options(parser)
+    args = parser.parse_args()
+    if common.render_saved(args):
+        return
+    budget = args.budget or ("40s" if args.quick else "20m")
+    trials = args.trials or (4 if args.quick else 8)
+    seeds = args.seeds or 2
+    common.emit(measure(args, budget, trials, seeds), args)
+
+
+if __name__ == "__main__":
+    main()
