@@ -233,8 +233,26 @@ def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
                 "loss_gap": 0.01,
                 "time_ratio": 0.3,
                 "replay": {
-                    "asha 50x4 (seqq's)": {"loss_gap": 0.0, "time_ratio": 0.31},
-                    "asha 50x2": {"loss_gap": 0.004, "time_ratio": 0.52},
+                    "asha 50x4 (seqq's)": {
+                        "loss_gap": 0.0,
+                        "time_ratio": 0.31,
+                        "shuffled": {
+                            "orders": 20,
+                            "mean_gap": 0.0,
+                            "misses": 0.0,
+                            "mean_time_ratio": 0.25,
+                        },
+                    },
+                    "asha 50x2": {
+                        "loss_gap": 0.004,
+                        "time_ratio": 0.52,
+                        "shuffled": {
+                            "orders": 20,
+                            "mean_gap": 0.011,
+                            "misses": 0.15,
+                            "mean_time_ratio": 0.4,
+                        },
+                    },
                 },
             },
             {
@@ -261,8 +279,9 @@ def test_the_sweep_table_shows_each_seed_and_every_target_beside_its_figure():
     assert "trials per hour (4-trial sweeps): 100 on one one-core worker, 190 on two" in text
     # The replay table has a column for the seeds that carry one, here seed 0 alone.
     assert "| replayed over the unpruned trials | seed 0: gap / time |" in text
-    assert "| asha 50x4 (seqq's) | +0.000 / 0.31 |" in text
-    assert "| asha 50x2 | +0.004 / 0.52 |" in text
+    assert "| asha 50x4 (seqq's) | +0.000 / 0.31 (+0.000 / 0.25, 0%) |" in text
+    assert "| asha 50x2 | +0.004 / 0.52 (+0.011 / 0.40, 15%) |" in text
+    assert "mean over 20 shuffled orders" in text
 
 
 def test_the_tuned_comparison_table_shows_default_beside_tuned_and_the_values_chosen():
@@ -314,3 +333,25 @@ def test_the_tuned_comparison_table_shows_default_beside_tuned_and_the_values_ch
     assert "| model.hidden_size | 256 -> 512 | 256 -> - |" in text
     assert "| sweep trials | 3 complete, 5 pruned | 3 complete, 5 pruned |" in text
     assert "1200 s of training time (150 s a trial)" in text
+
+
+def test_a_replayed_pruner_loses_the_trial_that_starts_slow_and_ends_best():
+    from tests.bench import sweep as sweep_bench
+
+    def trial(number: int, values: list[float]) -> dict[str, Any]:
+        return {
+            "number": number,
+            "train_s": 10.0,
+            "curve": [[100 * (i + 1), v] for i, v in enumerate(values)],
+        }
+
+    # Trial 1 trails trial 0 at the first evaluation (step 100) and ends best: ASHA's first
+    # rung, with a factor of 4 and trial 0 leading there, stops it at step 100 of 400.
+    trials = [trial(0, [2.0, 1.8, 1.6, 1.5]), trial(1, [2.5, 1.7, 1.3, 1.0])]
+    out = sweep_bench.replay(trials, steps=400, eval_every=100, orders=2)
+    seqq = out["asha 100x4 (seqq's)"]
+    assert seqq["loss_gap"] == pytest.approx(0.5)  # 1.5 kept, 1.0 lost
+    assert seqq["time_ratio"] == pytest.approx((10.0 + 10.0 * 100 / 400) / 20.0)
+    # Shuffled, trial 1 first is kept (first at its rung), then trial 0 is pruned: no gap.
+    assert seqq["shuffled"]["orders"] == 2
+    assert out["median 100"]["loss_gap"] == pytest.approx(0.0)  # median waits for 5 trials

@@ -383,33 +383,44 @@ def render_sweep(r: dict[str, Any]) -> str:
         f"on one one-core worker, {rate['2']:.0f} on two; "
         f"efficiency **{r['efficiency_2_workers']:.2f}** (target >= 0.9)",
     ]
-    return out + "\n" + "\n".join(lines) + "\n" + _replay_table(r)
+    return out + "\n" + "\n".join(lines) + "\n" + replay_table(r)
 
 
-def _replay_table(r: dict[str, Any]) -> str:
-    """The pruning decisions alone: each pruner setting over each unpruned sweep's curves."""
+def replay_table(r: dict[str, Any]) -> str:
+    """The pruning decisions alone: each pruner setting over each unpruned sweep's curves, in
+    the sweep's order and (when replayed so) over shuffled orders."""
     seeds = [row for row in r["pruning"] if row.get("replay")]
     if not seeds:
         return ""
-    settings = list(seeds[0]["replay"])
-    rows = [
-        [
-            name,
-            *(
-                f"{row['replay'][name]['loss_gap']:+.3f} / {row['replay'][name]['time_ratio']:.2f}"
-                for row in seeds
-            ),
-        ]
-        for name in settings
-    ]
+    shuffled = "shuffled" in next(iter(seeds[0]["replay"].values()))
+    rows = []
+    for name in seeds[0]["replay"]:
+        cells = [name]
+        for row in seeds:
+            replayed = row["replay"][name]
+            cell = f"{replayed['loss_gap']:+.3f} / {replayed['time_ratio']:.2f}"
+            if shuffled:
+                sh = replayed["shuffled"]
+                cell += (
+                    f" ({sh['mean_gap']:+.3f} / {sh['mean_time_ratio']:.2f}, {sh['misses']:.0%})"
+                )
+            cells.append(cell)
+        rows.append(cells)
     header = [
         "replayed over the unpruned trials",
         *(f"seed {row['seed']}: gap / time" for row in seeds),
     ]
+    orders = next(iter(seeds[0]["replay"].values())).get("shuffled", {}).get("orders")
+    also = (
+        f"; in brackets the mean over {orders} shuffled orders and the share of orders whose gap "
+        "exceeds 0.02"
+        if shuffled
+        else ""
+    )
     return (
-        "\nThe pruning decisions alone: each setting decides over the unpruned sweep's own trials, "
-        "in its order (first rung x reduction factor; a pruned trial costs its share of steps):\n"
-        + table(header, rows)
+        "\nThe pruning decisions alone: each setting decides over the unpruned sweep's own "
+        "trials, in its order (first rung x reduction factor; a pruned trial costs its share of "
+        f"steps){also}:\n" + table(header, rows)
     )
 
 

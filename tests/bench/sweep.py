@@ -80,6 +80,8 @@ REPLAYED = [
     ("asha", 1, 4),
     ("asha", 1, 3),
     ("asha", 1, 2),
+    ("asha", 1, 5),
+    ("asha", 1, 6),
     ("asha", 2, 4),
     ("asha", 4, 4),
     ("hyperband", 1, 3),
@@ -134,58 +136,105 @@ def report_share(client: Any, run_id: str) -> float | None:
     return sum(m.value for m in history) / train_s
 
 
-def curves(client: Any, record: dict[str, Any]) -> list[tuple[dict[int, float], float]]:
-    """Each trial of a finished unpruned sweep in trial order: its validation curve (the
-    study's values, as `sweep status` has them in MLflow) and its training seconds."""
+def curves(client: Any, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each trial of a finished unpruned sweep in trial order: its training seconds and its
+    validation curve (the study's values: MLflow holds the same), saved with the result so
+    other pruner settings can be replayed over it later (`--replay-from`)."""
     rows = sorted(record["trials"], key=lambda r: r["number"])
     out = []
     for row in rows:
         history = client.get_metric_history(row["run_id"], "val_loss")
-        out.append(({m.step: m.value for m in history}, train_seconds(client, row["run_id"])))
+        out.append(
+            {
+                "number": row["number"],
+                "train_s": train_seconds(client, row["run_id"]),
+                "curve": sorted([m.step, m.value] for m in history),
+            }
+        )
     return out
 
 
-def replay(
-    trials: list[tuple[dict[int, float], float]], steps: int, eval_every: int
-) -> dict[str, Any]:
-    """Each REPLAYED pruner deciding over the same trials in the same order: the best value of
-    the trials it lets complete, minus the unpruned best, and its share of the training time."""
-    import optuna
+def _pruner(kind: str, first: int, factor: int, steps: int) -> Any:
     from optuna.pruners import HyperbandPruner, MedianPruner, SuccessiveHalvingPruner
+
+    if kind == "asha":
+        return SuccessiveHalvingPruner(min_resource=first, reduction_factor=factor)
+    if kind == "hyperband":
+        return HyperbandPruner(min_resource=first, max_resource=steps, reduction_factor=factor)
+    return MedianPruner(n_startup_trials=5, n_warmup_steps=first)
+
+
+def _decide(trials: list[dict[str, Any]], pruner: Any) -> tuple[float, float]:
+    """One pruner over the trials in their order: the best value among the trials it lets
+    complete, and the training seconds it spends (a pruned trial: its share of steps)."""
+    import optuna
     from optuna.trial import TrialState
 
+    study = optuna.create_study(pruner=pruner)
+    spent, best = 0.0, float("inf")
+    for t in trials:
+        trial, last = study.ask(), t["curve"][-1][0]
+        for step, value in t["curve"]:
+            trial.report(value, step)
+            if step < last and trial.should_prune():
+                spent += t["train_s"] * step / last
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            spent += t["train_s"]
+            best = min(best, min(v for _, v in t["curve"]))
+            study.tell(trial, min(v for _, v in t["curve"]))
+    return best, spent
+
+
+def replay(
+    trials: list[dict[str, Any]], steps: int, eval_every: int, orders: int
+) -> dict[str, Any]:
+    """Each REPLAYED pruner deciding over the same trials: in the sweep's own order, the best
+    value of the trials it lets complete minus the unpruned best (`loss_gap`) and its share of
+    the training time (`time_ratio`); over `orders` shuffled orders (seeded), the mean of each
+    and the share of orders whose gap exceeds 0.02 (`misses`)."""
+    import random
+
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    full = min(min(curve.values()) for curve, _ in trials)
-    total = sum(seconds for _, seconds in trials)
+    full = min(min(v for _, v in t["curve"]) for t in trials)
+    total = sum(t["train_s"] for t in trials)
+    shuffles = [random.Random(i).sample(trials, len(trials)) for i in range(orders)]
     out = {}
     for kind, evals, factor in REPLAYED:
         first = evals * eval_every
         name = f"{kind} {first}" + (f"x{factor}" if factor else "")
         name += " (seqq's)" if (kind, evals, factor) == REPLAYED[0] else ""
-        if kind == "asha":
-            pruner: Any = SuccessiveHalvingPruner(min_resource=first, reduction_factor=factor)
-        elif kind == "hyperband":
-            pruner = HyperbandPruner(
-                min_resource=first, max_resource=steps, reduction_factor=factor
-            )
-        else:
-            pruner = MedianPruner(n_startup_trials=5, n_warmup_steps=first)
-        study = optuna.create_study(pruner=pruner)
-        spent, best = 0.0, float("inf")
-        for curve, seconds in trials:
-            trial, last = study.ask(), max(curve)
-            for step in sorted(curve):
-                trial.report(curve[step], step)
-                if step < last and trial.should_prune():
-                    spent += seconds * step / last
-                    study.tell(trial, state=TrialState.PRUNED)
-                    break
-            else:
-                spent += seconds
-                best = min(best, min(curve.values()))
-                study.tell(trial, min(curve.values()))
-        out[name] = {"loss_gap": best - full, "time_ratio": spent / total}
+        best, spent = _decide(trials, _pruner(kind, first, factor, steps))
+        row: dict[str, Any] = {"loss_gap": best - full, "time_ratio": spent / total}
+        if shuffles:
+            runs = [_decide(order, _pruner(kind, first, factor, steps)) for order in shuffles]
+            gaps = [b - full for b, _ in runs]
+            row["shuffled"] = {
+                "orders": orders,
+                "mean_gap": statistics.fmean(gaps),
+                "misses": sum(g > 0.02 for g in gaps) / orders,
+                "mean_time_ratio": statistics.fmean(t / total for _, t in runs),
+            }
+        out[name] = row
     return out
+
+
+def replay_saved(path: Path, orders: int) -> None:
+    """Replay the settings over a saved result's unpruned curves; print its replay table."""
+    import json
+
+    from tests.bench import render
+
+    result = json.loads(path.read_text(encoding="utf-8"))
+    for row in result["pruning"]:
+        saved = row["none"].get("curves")
+        if not saved:
+            raise SystemExit(f"{path}: seed {row['seed']} has no saved curves to replay")
+        row["replay"] = replay(saved, result["steps"], result["eval_every"], orders)
+    print(render.replay_table(result))
 
 
 def first_step_ms(client: Any, run_id: str) -> int | None:
@@ -246,10 +295,23 @@ def main() -> None:
     parser.add_argument("--rate-trials", type=int, default=None, help="trials per sweep of 4 (16)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of part 3 (3)")
     parser.add_argument("--redis-db", type=int, default=10, help="Redis database (flushed)")
+    parser.add_argument(
+        "--orders", type=int, default=20, help="shuffled trial orders per replayed setting (20)"
+    )
+    parser.add_argument(
+        "--replay-from",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="train nothing: replay the pruner settings over a saved result's unpruned curves",
+    )
     common.add_data_option(parser)
     common.add_output_options(parser)
     args = parser.parse_args()
     if common.render_saved(args):
+        return
+    if args.replay_from is not None:
+        replay_saved(args.replay_from, args.orders)
         return
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     trials = args.trials or (4 if args.quick else 32)
@@ -318,7 +380,10 @@ def main() -> None:
                         }
                         shares += [s for i in ids if (s := report_share(client, i)) is not None]
                         if pruner == "none":
-                            row["replay"] = replay(curves(client, record), steps, eval_every)
+                            row[pruner]["curves"] = curves(client, record)
+                            row["replay"] = replay(
+                                row[pruner]["curves"], steps, eval_every, args.orders
+                            )
                             log(f"seed {seed} replay: {row['replay']}")
                         if pruner == "asha":
                             gaps_s += prune_to_next_s(client, record)
