@@ -340,6 +340,8 @@ def log_plots(client: Any, sweep_id: str, opened: OpenStudy) -> list[str]:
     drawn = []
     with tempfile.TemporaryDirectory(prefix="seqq-plots-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Few trials: "too small to compute importances", a flat axis "expanding" its limits.
+        warnings.simplefilter("ignore", UserWarning)
         for filename, function in PLOTS:
             try:
                 axes = getattr(optuna_plots, function)(opened.study)

@@ -85,9 +85,9 @@ def test_a_local_sweep_with_asha_agrees_with_its_study_on_every_trial_and_prunes
             assert run.data.params[dotted] == _param(value)  # the sampled values are params
         history = client.get_metric_history(run.info.run_id, names.METRIC_VAL_LOSS)
         assert {m.step: m.value for m in history} == trial.intermediate_values
-        # What reporting cost it is timed (the sweep benchmark's figure), at the step it ended.
-        cost = run.data.metrics[names.METRIC_TRIAL_REPORT_S]
-        assert 0 < cost < run.data.metrics[names.METRIC_ELAPSED], trial.number
+        # What reporting cost it is timed (the sweep benchmark's figure). No bound against its
+        # training time here: a tiny model trains 10 steps in less than one journal write.
+        assert run.data.metrics[names.METRIC_TRIAL_REPORT_S] > 0, trial.number
         if state == TrialState.COMPLETE:
             assert trial.value == min(m.value for m in history)
         if state == TrialState.PRUNED:
