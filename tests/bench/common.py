@@ -56,6 +56,18 @@ def corpus_line(corpus: dict[str, Any]) -> str:
     )
 
 
+def isolated_env(home: Path) -> dict[str, str]:
+    """The environment of a `seqq` run a benchmark starts: its own home (store, caches), no
+    user settings, no telemetry."""
+    return {
+        "SEQQ_HOME": str(home),
+        "HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+
+
 def describe_host() -> dict[str, Any]:
     """Enough about the machine to tell two results apart; torch's version without importing it."""
     model = platform.processor() or platform.machine()

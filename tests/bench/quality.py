@@ -74,13 +74,7 @@ def measure(models: str, budget: str, data: str, report: str | None) -> dict[str
     print(common.corpus_line(corpus), file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="seqq-quality-") as tmp:
         home = Path(tmp)
-        env = {
-            "SEQQ_HOME": str(home),
-            "HOME": str(home),
-            "PATH": "/usr/bin:/bin",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "DO_NOT_TRACK": "true",
-        }
+        env = common.isolated_env(home)
         argv = [SEQQ, "compare", "--local", "--models", models, "--data", corpus["path"]]
         argv += ["--time-budget", budget, "--eval-every", str(EVAL_EVERY)]
         # A checkpoint at every evaluation, so the best one's weights can be scored on test.

@@ -58,13 +58,7 @@ def measure(args: argparse.Namespace, budget: str, trials: int, seeds: int) -> d
         home = Path(tmp)
         space = home / "space.yaml"
         space.write_text(SPACE.format(eval_every=eval_every, trials=trials))
-        env = {
-            "SEQQ_HOME": str(home),
-            "HOME": str(home),
-            "PATH": "/usr/bin:/bin",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "DO_NOT_TRACK": "true",
-        }
+        env = common.isolated_env(home)
         argv = [SEQQ, "compare", "--local", "--models", args.models, "--data", corpus["path"]]
         argv += ["--tune", str(space), "--budget", budget, "--seeds", str(seeds), "--json"]
         if args.quick:
