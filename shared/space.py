@@ -9,6 +9,7 @@ A sweep file is a spec file (the same groups) plus two keys, `space` and `sweep`
       model.num_layers: {int: [1, 3]}                   # integers; optional `step`, `log: true`
       model.cell: [lstm, gru]                           # choices: a list of single values
     sweep: {trials: 32, parallel: 2, sampler: tpe, pruner: asha, metric: val_loss, seed: 0}
+    # optional, ASHA's rungs: sweep: {asha: {first_rung: 100, factor: 5}}
 
 `parse_sweep` checks all of it at once and raises one `SpecError` naming every bad field; a
 space is accepted only when the spec itself accepts each of its bounds and choices, so every
@@ -203,6 +204,22 @@ Dimension = FloatRange | LogRange | IntRange | Choice
 Space = dict[str, Dimension]  # dotted spec field -> where its value is drawn from
 
 
+class AshaSettings(_Frozen):
+    """Successive halving's rungs: the first at `first_rung` steps, each next `factor` times
+    further; a trial trains past a rung only while it is in the best 1/factor of the trials
+    that have reached that rung."""
+
+    first_rung: int | None = Field(
+        None, ge=1, description="Steps to ASHA's first rung; none = the first evaluation."
+    )
+    factor: int = Field(
+        5,
+        ge=2,
+        description="ASHA's reduction factor: rung k at first_rung x factor^k; the best "
+        "1/factor of a rung go on.",
+    )
+
+
 class SweepSettings(_Frozen):
     """How the search runs: how many trials, how many at once, which sampler and pruner."""
 
@@ -215,6 +232,10 @@ class SweepSettings(_Frozen):
     )
     pruner: Pruner = Field(
         "asha", description="Early stopping: asha (successive halving), median or none."
+    )
+    asha: AshaSettings = Field(
+        default_factory=AshaSettings,
+        description="ASHA's rungs: {first_rung: steps, factor: n} (defaults: first evaluation, 5).",
     )
     metric: Metric = Field(
         "val_loss", description="What the study minimises: validation loss, the only one for now."

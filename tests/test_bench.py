@@ -346,10 +346,10 @@ def test_a_replayed_pruner_loses_the_trial_that_starts_slow_and_ends_best():
         }
 
     # Trial 1 trails trial 0 at the first evaluation (step 100) and ends best: ASHA's first
-    # rung, with a factor of 4 and trial 0 leading there, stops it at step 100 of 400.
+    # rung, with a factor of 5 and trial 0 leading there, stops it at step 100 of 400.
     trials = [trial(0, [2.0, 1.8, 1.6, 1.5]), trial(1, [2.5, 1.7, 1.3, 1.0])]
     out = sweep_bench.replay(trials, steps=400, eval_every=100, orders=2)
-    seqq = out["asha 100x4 (seqq's)"]
+    seqq = out["asha 100x5 (seqq's)"]
     assert seqq["loss_gap"] == pytest.approx(0.5)  # 1.5 kept, 1.0 lost
     assert seqq["time_ratio"] == pytest.approx((10.0 + 10.0 * 100 / 400) / 20.0)
     # Shuffled, trial 1 first is kept (first at its rung), then trial 0 is pruned: no gap.

@@ -172,6 +172,8 @@ def test_bad_settings_name_their_dotted_field():
     for field in ("trials", "parallel", "sampler", "pruner", "metric"):
         assert f"sweep.{field}: " in message
     assert "sweep.oops" in _problem({"model.cell": ["lstm"]}, {"oops": 1})
+    message = _problem({"model.cell": ["lstm"]}, {"asha": {"factor": 1, "first_rung": 0}})
+    assert "sweep.asha.factor: " in message and "sweep.asha.first_rung: " in message
 
 
 def test_an_invalid_base_spec_is_reported_like_a_spec_file_error():

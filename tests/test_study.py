@@ -97,6 +97,19 @@ def test_asha_starts_at_the_first_evaluation_even_when_eval_every_is_searched() 
     assert first_evaluation(_sweep({"run.eval_every": [50, 5]})) == 5
 
 
+def test_asha_rungs_default_to_the_first_evaluation_and_factor_5_and_follow_the_file(
+    settings: Settings,
+) -> None:
+    def rungs(**asha: Any) -> tuple[int, int]:
+        sweep = _sweep(SPACE, pruner="asha", **({"asha": asha} if asha else {}))
+        pruner = create_study(sweep, f"s{len(asha)}", "file", settings).study.pruner
+        assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+        return pruner._min_resource, pruner._reduction_factor
+
+    assert rungs() == (10, 5)
+    assert rungs(first_rung=40, factor=3) == (40, 3)
+
+
 def test_a_grid_sweep_runs_at_most_its_grid(settings: Settings) -> None:
     space = {"model.hidden_size": [16, 32], "model.dropout": {"range": [0.0, 0.5], "step": 0.25}}
     assert trial_count(_sweep(space, sampler="grid", trials=20)) == 6
