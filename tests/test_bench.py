@@ -147,15 +147,63 @@ def test_the_memory_probe_gives_each_models_recall_over_seeds_and_the_lag_it_rea
 
 
 def test_a_memory_probe_result_saved_before_seeds_draws_as_one_seed():
-    saved = render.load(Path(__file__).parent.parent / "docs" / "bench" / "memory_probe.json")
-    rows = [{k: v for k, v in row.items() if k != "models"} for row in saved["rows"]]
-    old = {"bench": "memory_probe", "budget": "60s", "rows": rows}
-    old["rows"][0] = {"lag": 5, "dataset": "d", "chance": 2.0, "perfect": 1.0,
-                      "lstm": {"best_val_loss": 1.2, "steps": 10, "recall": 0.8},
-                      "rnn": {"best_val_loss": 1.7, "steps": 20, "recall": 0.3}}  # fmt: skip
+    def row(lag: int, lstm: float, rnn: float) -> dict[str, Any]:
+        return {"lag": lag, "dataset": "d", "chance": 2.0, "perfect": 1.0,
+                "lstm": {"best_val_loss": 2.0 - lstm, "steps": 10, "recall": lstm},
+                "rnn": {"best_val_loss": 2.0 - rnn, "steps": 20, "recall": rnn}}  # fmt: skip
+
+    old = {"bench": "memory_probe", "budget": "60s", "rows": [row(5, 0.8, 0.3), row(10, 0.6, 0.1)]}
     text = render.markdown(old)
     assert "one seed per model and lag" in text and "±" not in text
     assert "| 5 | 2.000 | 1.000 | 0.80 | 1.200 | 0.30 | 1.700 | 10 / 20 |" in text
+    assert "Largest lag with mean recall >= 0.5: LSTM 10, simple RNN none of these lags." in text
+
+
+def _quality_run(seed: int, loss: float, share: float) -> dict[str, Any]:
+    return {"seed": seed, "status": "FINISHED", "steps": 1000 + seed, "chars_per_s": 5000.0,
+            "best_val_loss": loss, "best_step": 900, "test_loss_best": loss - 0.1,
+            "final_val_loss": loss + 0.02, "test_loss": loss - 0.08,
+            "last10_loss_best": loss - 0.05,
+            "text_quality": {"sample_word_share": share, "heldout_word_share": 0.9,
+                             "sample_ref_bpc": 3.0, "heldout_ref_bpc": 2.5,
+                             "sample_copy_span": 20.0, "heldout_copy_span": 15.0,
+                             "sample_repetition": 0.01, "heldout_repetition": 0.0},
+            "curve": []}  # fmt: skip
+
+
+def test_the_quality_table_gives_each_figure_and_text_measure_over_seeds():
+    from tests.bench import quality
+
+    runs = {"lstm": [_quality_run(0, 1.3, 0.8), _quality_run(1, 1.5, 0.6)],
+            "rnn": [_quality_run(0, 1.6, 0.5), _quality_run(1, 1.6, 0.7)]}  # fmt: skip
+    models = {m: {"runs": r, "summary": quality.spreads(r)} for m, r in runs.items()}
+    lstm = models["lstm"]["summary"]
+    assert lstm["best_val_loss"]["mean"] == pytest.approx(1.4)
+    assert lstm["best_val_loss"]["std"] == pytest.approx(0.1414213, abs=1e-6)
+    assert lstm["text_quality"]["sample_word_share"]["mean"] == pytest.approx(0.7)
+    result = {"bench": "quality", "budget_s": 120.0, "seeds": [0, 1], "sample_length": 1000,
+              "models": models}  # fmt: skip
+    text = render.markdown(result)
+    assert "the same 2 seeds for every model (0, 1)" in text
+    assert (
+        "| LSTM | 1,000 ± 1 | 5,000 ± 0 | **1.400 ± 0.141** (step 900) | **1.300 ± 0.141** |"
+        in text
+    )
+    assert "| simple RNN | 0.60 ± 0.14 | 3.00 ± 0.00 | 20 ± 0 | 0.010 ± 0.000 |" in text
+    assert "| held-out text | 0.90 | 2.50 | 15 | 0.000 |" in text
+    assert "(1000 characters)" in text
+    assert "| last 10% at best val |" in text and "| 1.320 ± 0.141 | 1.350 ± 0.141 |" in text
+
+
+def test_a_quality_result_saved_before_seeds_draws_as_one_seed():
+    old = {"bench": "quality", "budget_s": 180.0, "models": {"lstm": {
+        "best_val_loss": 1.35, "best_val_step": 1412, "test_loss_at_best": 1.17,
+        "final_val_loss": 1.36, "test_loss_final": 1.18, "steps": 1412, "chars_per_s": 6e4,
+        "curve": []}}}  # fmt: skip
+    text = render.markdown(old)
+    assert "one seed" in text and "±" not in text and "held-out text" not in text
+    assert "| last 10% at best val |" not in text
+    assert "| LSTM | 1,412 | 60,000 | **1.350** (step 1,412) | **1.170** | 1.360 | 1.180 |" in text
 
 
 @pytest.mark.integration
@@ -325,7 +373,7 @@ def test_the_tuned_comparison_table_shows_default_beside_tuned_and_the_values_ch
         },
     }
     text = render.markdown(result)
-    assert "| LSTM default | 1.500 ± 0.020 | 1.600 ± 0.020 | 400 ± 10 | 30000 ± 500 |" in text
+    assert "| LSTM default | 1.500 ± 0.020 | 1.600 ± 0.020 | 400 ± 10 | 30,000 ± 500 |" in text
     assert "| LSTM tuned | 1.400 ± 0.010 |" in text
     assert "| simple RNN default | 1.900 | 2.000 |" in text
     assert "simple RNN tuned" not in text

@@ -1,12 +1,12 @@
-"""Markdown tables of benchmark results: the one place a figure in docs/ is drawn from.
+"""Markdown tables of benchmark results: the one place a figure in the docs is drawn from.
 
     .venv/bin/python tests/bench/render.py docs/bench/train_overhead.json [more.json ...]
-    .venv/bin/python tests/bench/render.py --update docs/PERFORMANCE.md
+    .venv/bin/python tests/bench/render.py --update docs/PERFORMANCE.md README.md
 
 Each benchmark's `--json` object names itself (`bench`); its table is drawn here from that object
 alone, whether the benchmark just ran (`--markdown`) or the result was saved
 (`--markdown-from FILE`, or this script), so a table in docs/ cannot drift from its JSON.
-`--update DOC` redraws every block of DOC fenced by `<!-- bench: PATH -->` and
+`--update DOC [DOC ...]` redraws every block of each DOC fenced by `<!-- bench: PATH -->` and
 `<!-- /bench -->` from the JSON at PATH (relative to the repository); tests/test_docs.py fails
 when a block differs from what its JSON draws.
 Imports neither torch nor seqq's worker: rendering a saved result measures nothing.
@@ -130,25 +130,72 @@ def render_train_overhead(r: dict[str, Any]) -> str:
     return "".join(out)
 
 
+# A result saved before seeds existed names three figures otherwise.
+_OLD_QUALITY_NAMES = {
+    "best_val_step": "best_step",
+    "test_loss_at_best": "test_loss_best",
+    "test_loss_final": "test_loss",
+}
+# The text measures the quality table shows: (sample metric, held-out metric, heading, digits).
+_TEXT_COLUMNS = [
+    ("sample_word_share", "heldout_word_share", "words found in training text", 2),
+    ("sample_ref_bpc", "heldout_ref_bpc", "judge bits/char", 2),
+    ("sample_copy_span", "heldout_copy_span", "longest copied span (chars)", 0),
+    ("sample_repetition", "heldout_repetition", "repeated word 3-grams", 3),
+]
+
+
+def quality_models(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each model's figures as spreads (`summary`); a result saved before seeds existed (one
+    run per model, its figures as plain numbers) reads as one seed, so it still draws."""
+    out = {}
+    for model, m in r["models"].items():
+        if "summary" in m:
+            out[model] = m["summary"]
+            continue
+        one = {_OLD_QUALITY_NAMES.get(k, k): v for k, v in m.items() if k != "curve"}
+        out[model] = {
+            k: {"mean": v, "std": None, "min": v, "max": v, "n": 1} for k, v in one.items()
+        }
+    return out
+
+
+def _mean(stats: dict[str, Any] | None) -> str:
+    return "-" if stats is None else f"{stats['mean']:,.0f}"
+
+
+def _alone(stats: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if stats is None else {**stats, "n": 1}
+
+
 def render_quality(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
+    seeds = r.get("seeds") or []
+    over = (
+        f", the same {len(seeds)} seeds for every model ({', '.join(map(str, seeds))}), "
+        "each figure the mean ± sample std over them"
+        if len(seeds) > 1
+        else ", one seed"
+    )
     out = [
-        f"The default spec of each model for {r['budget_s']:.0f} s of training "
-        f"(`seqq compare --local`); losses in nats/char on the held-out splits. Test at best "
-        f"val is the test loss of the checkpoint with the best validation loss; test final is "
-        f"what the run reports (its final weights).{quick}\n"
+        f"The default spec of each model for {r['budget_s']:.0f} s of training per run "
+        f"(`seqq compare --local`){over}; losses in nats/char on the held-out splits. Test at "
+        f"best val is the test loss of the checkpoint with the best validation loss; test final "
+        f"is the final weights'; last 10% is validation and test together (the text's held-out "
+        f"end, nanoGPT's validation split).{quick}\n"
     ]
+    models = quality_models(r)
     rows = [
         [
             CELL_NAMES.get(model, model),
-            f"{m['steps']:,}",
-            f"{m['chars_per_s']:,.0f}",
-            f"**{m['best_val_loss']:.3f}** (step {m['best_val_step']:,})",
-            f"**{m['test_loss_at_best']:.3f}**",
-            f"{m['final_val_loss']:.3f}",
-            f"{m['test_loss_final']:.3f}",
+            spread(m["steps"], 0),
+            spread(m["chars_per_s"], 0),
+            f"**{spread(m['best_val_loss'], 3)}** (step {_mean(m['best_step'])})",
+            f"**{spread(m['test_loss_best'], 3)}**",
+            spread(m["final_val_loss"], 3),
+            spread(m["test_loss"], 3),
         ]
-        for model, m in r["models"].items()
+        for model, m in models.items()
     ]
     header = [
         "model",
@@ -159,7 +206,31 @@ def render_quality(r: dict[str, Any]) -> str:
         "final val",
         "test final",
     ]
+    if any(m.get("last10_loss_best") for m in models.values()):
+        header.append("last 10% at best val")
+        for row, m in zip(rows, models.values(), strict=True):
+            row.append(spread(m.get("last10_loss_best"), 3))
     out.append(table(header, rows))
+    texts = {model: m.get("text_quality") or {} for model, m in models.items()}
+    if any(texts.values()):
+        length = r.get("sample_length")
+        out.append(
+            "\nThe text each model generated at its last sample step (mean over prompts, then "
+            "over seeds), beside the same measures on held-out text"
+            + (f" ({length} characters)" if length else "")
+            + ":\n"
+        )
+        rows = [
+            [CELL_NAMES.get(model, model)]
+            + [spread(q.get(metric), digits) for metric, _, _, digits in _TEXT_COLUMNS]
+            for model, q in texts.items()
+        ]
+        held = next(q for q in texts.values() if q)
+        # The held-out text is the same for every run: its mean alone.
+        rows.append(
+            ["held-out text"] + [spread(_alone(held.get(ref)), d) for _, ref, _, d in _TEXT_COLUMNS]
+        )
+        out.append(table(["model"] + [h for _, _, h, _ in _TEXT_COLUMNS], rows))
     return "".join(out)
 
 
@@ -266,11 +337,11 @@ def spread(stats: dict[str, Any] | None, digits: int, extremes: bool = False) ->
     """`mean ± std [min, max]` over seeds; a lone run's value alone."""
     if stats is None:
         return "-"
-    text = f"{stats['mean']:.{digits}f}"
+    text = f"{stats['mean']:,.{digits}f}"
     if stats["n"] > 1 and stats["std"] is not None:
-        text += f" ± {stats['std']:.{digits}f}"
+        text += f" ± {stats['std']:,.{digits}f}"
         if extremes:
-            text += f" [{stats['min']:.{digits}f}, {stats['max']:.{digits}f}]"
+            text += f" [{stats['min']:,.{digits}f}, {stats['max']:,.{digits}f}]"
     return text
 
 
@@ -339,7 +410,7 @@ def render_client_latency(r: dict[str, Any]) -> str:
 
 def render_sweep(r: dict[str, Any]) -> str:
     rows = []
-    for row in r["pruning"]:
+    for row in r.get("pruning", []):
         none, asha = row["none"], row["asha"]
         rows.append(
             [
@@ -367,7 +438,8 @@ def render_sweep(r: dict[str, Any]) -> str:
         rows,
     )
     gap = r.get("prune_to_next_trial_s")
-    rate = r["trials_per_hour"]
+    rate = r.get("trials_per_hour")
+    sampler = f", {r['rate_sampler']} sampler" if r.get("rate_sampler") else ""
     lines = [
         f"- {r['trials']} trials per sweep, {r['steps']} steps each, an evaluation every "
         f"{r['eval_every']}; space: {'; '.join(s.strip() for s in r['space'])}.",
@@ -379,17 +451,35 @@ def render_sweep(r: dict[str, Any]) -> str:
             else "no trial was pruned"
         ),
         *_report_lines(r),
-        f"- trials per hour ({r.get('rate_trials', r['trials'])}-trial sweeps): {rate['1']:.0f} "
-        f"on one one-core worker, {rate['2']:.0f} on two; "
-        f"efficiency **{r['efficiency_2_workers']:.2f}** (target >= 0.9)",
+        (
+            f"- trials per hour ({r.get('rate_trials', r['trials'])}-trial sweeps{sampler}): "
+            f"{rate['1']:.0f} on one one-core worker, {rate['2']:.0f} on two; "
+            f"efficiency **{r['efficiency_2_workers']:.2f}** (target >= 0.9)"
+            if rate
+            else "- trials per hour: not measured in this result"
+        ),
+        *_measured_lines(r),
     ]
     return out + "\n" + "\n".join(lines) + "\n" + replay_table(r)
+
+
+def _measured_lines(r: dict[str, Any]) -> list[str]:
+    """Which run measured what, when a result was put together from several (`--merge`)."""
+    runs = r.get("measured") or []
+    if len(runs) < 2:
+        return []
+    said = [
+        f"{m['date']}: {', '.join(m['parts'])}"
+        + (f" (seeds {', '.join(map(str, m['seeds']))})" if m.get("seeds") else "")
+        for m in runs
+    ]
+    return [f"- measured in {len(runs)} runs, each figure paired within one: {'; '.join(said)}"]
 
 
 def replay_table(r: dict[str, Any]) -> str:
     """The pruning decisions alone: each pruner setting over each unpruned sweep's curves, in
     the sweep's order and (when replayed so) over shuffled orders."""
-    seeds = [row for row in r["pruning"] if row.get("replay")]
+    seeds = [row for row in r.get("pruning", []) if row.get("replay")]
     if not seeds:
         return ""
     shuffled = "shuffled" in next(iter(seeds[0]["replay"].values()))
@@ -425,7 +515,7 @@ def replay_table(r: dict[str, Any]) -> str:
 
 
 def _report_lines(r: dict[str, Any]) -> list[str]:
-    share, paired = r.get("report_share"), r["report_overhead"]
+    share, paired = r.get("report_share"), r.get("report_overhead")
     lines = []
     if share:
         lines.append(
@@ -433,6 +523,8 @@ def _report_lines(r: dict[str, Any]) -> list[str]:
             f"should_prune): median **{share['median']:.3%}** of a trial's training time (max "
             f"{share['max']:.3%}, {share['n']} trials; target < 1%)"
         )
+    if not paired:
+        return lines
     lines.append(
         f"- {'cross-check, ' if share else ''}a trial's training time over the same spec alone, "
         f"median **{paired['median']:.3f}** (min {paired['min']:.3f}, max {paired['max']:.3f}, "

@@ -289,6 +289,43 @@ def stats(values: list[float]) -> dict[str, float]:
     }
 
 
+PARTS = ("pruning", "overhead", "rate")  # 1 and 2 and 3's timed share; 3's paired rounds; 4
+# What a merged result must share with the run that adds to it.
+SETTINGS = ("quick", "trials", "steps", "eval_every", "space")
+
+
+def start_result(args: argparse.Namespace, corpus_info: dict[str, Any], **settings: Any) -> Any:
+    """A new result, or (`--merge FILE`) the saved one this run adds to: its parts and seeds
+    not measured now are kept; a saved result measured with other settings is refused."""
+    import json
+
+    result: dict[str, Any] = {
+        "bench": "sweep",
+        "corpus": {k: v for k, v in corpus_info.items() if k != "path"},
+        **settings,
+    }
+    if args.merge is None:
+        return result
+    saved = json.loads(args.merge.read_text(encoding="utf-8"))
+    differ = [k for k in (*SETTINGS, "corpus") if saved.get(k) != result[k]]
+    if differ:
+        raise SystemExit(f"--merge {args.merge}: measured with other {', '.join(differ)}")
+    return saved | result
+
+
+def merge_rows(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pruning rows by seed, a seed measured now replacing its saved row."""
+    by_seed = {row["seed"]: row for row in old} | {row["seed"]: row for row in new}
+    return [by_seed[seed] for seed in sorted(by_seed)]
+
+
+def pooled(rows: list[dict[str, Any]], key: str) -> dict[str, float] | None:
+    """`stats` over the values every row recorded under `key` (rows measured before it was
+    recorded per row count for nothing)."""
+    values = [v for row in rows for v in row.get(key, [])]
+    return stats(values) if values else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -298,6 +335,20 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="trials per sweep of 1 (32)")
     parser.add_argument("--rate-trials", type=int, default=None, help="trials per sweep of 4 (32)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of part 3 (3)")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help="what to measure, comma-separated: pruning (1, 2 and 3's timed share), overhead "
+        "(3's paired rounds), rate (4); default all",
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="add to a saved result: keep its parts and seeds not measured now (each figure is "
+        "still paired within the run that measured it); the settings must match",
+    )
     parser.add_argument("--redis-db", type=int, default=10, help="Redis database (flushed)")
     parser.add_argument(
         "--orders", type=int, default=20, help="shuffled trial orders per replayed setting (20)"
@@ -317,6 +368,9 @@ def main() -> None:
     if args.replay_from is not None:
         replay_saved(args.replay_from, args.orders)
         return
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if not parts or set(parts) - set(PARTS):
+        raise SystemExit(f"--parts: expected some of {', '.join(PARTS)}, got {args.parts!r}")
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     trials = args.trials or (4 if args.quick else 32)
     rate_trials = args.rate_trials or (4 if args.quick else 32)
@@ -325,142 +379,202 @@ def main() -> None:
     corpus_info = common.describe_corpus(args.data)
     corpus = corpus_info["path"]
     log(common.corpus_line(corpus_info))
+    result = start_result(
+        args,
+        corpus_info,
+        quick=args.quick,
+        trials=trials,
+        steps=steps,
+        eval_every=eval_every,
+        space=SPACE.strip().splitlines(),
+    )
+    host = common.describe_host()
+    result["host"] = host
+    result.setdefault("measured", []).append(
+        {
+            "date": time.strftime("%Y-%m-%d"),
+            "parts": parts,
+            "seeds": seeds if "pruning" in parts else [],
+            "host": host,
+        }
+    )
 
     import redis
     from mlflow import MlflowClient
 
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
     redis.Redis.from_url(redis_url).flushdb()
-    result: dict[str, Any] = {
-        "bench": "sweep",
-        "host": common.describe_host(),
-        "corpus": {k: v for k, v in corpus_info.items() if k != "path"},
-        "quick": args.quick,
-        "trials": trials,
-        "rate_trials": rate_trials,
-        "steps": steps,
-        "eval_every": eval_every,
-        "space": SPACE.strip().splitlines(),
-    }
     with tempfile.TemporaryDirectory(prefix="seqq-sweep-bench-") as tmp_name:
         tmp = Path(tmp_name)
         uri = f"sqlite:///{tmp / 'mlflow.db'}"
         client = MlflowClient(uri)
         client.search_experiments()  # migrate the store before any worker touches it
-        env = base_env(
-            tmp / "client-home",
-            SEQQ_BROKER_URL=redis_url,
-            SEQQ_MLFLOW_URI=uri,
-            SEQQ_REAP_INTERVAL="2",
-        )
+        # The scheduler at its default reap interval, as users run it: its beat takes CPU
+        # from the workers it shares the cores with.
+        env = base_env(tmp / "client-home", SEQQ_BROKER_URL=redis_url, SEQQ_MLFLOW_URI=uri)
         os.environ.update(MLFLOW_DISABLE_TELEMETRY="true")
         scheduler = Service([SEQQ, "scheduler"], tmp / "scheduler.log", env=env)
         try:
-            # 1 and 2: pruning pays, and a freed worker goes on.
-            worker = start_worker(env, tmp, "all-cores", None)
-            try:
-                per_seed, gaps_s, shares = [], [], []
-                for seed in seeds:
-                    row: dict[str, Any] = {"seed": seed}
-                    for pruner in ("none", "asha"):
-                        name = f"prune-{pruner}-{seed}"
-                        path = sweep_file(
-                            tmp,
-                            name,
-                            corpus,
-                            steps=steps,
-                            eval_every=eval_every,
-                            space=SPACE,
-                            trials=trials,
-                            sampler="tpe",
-                            pruner=pruner,
-                            seed=seed,
-                        )
-                        record = run_sweep(env, client, path, parallel=1)
-                        ids = [r["run_id"] for r in record["trials"] if r["run_id"]]
-                        row[pruner] = {
-                            "best_val_loss": (record["best"] or {}).get("value"),
-                            "train_s": sum(train_seconds(client, i) for i in ids),
-                            "counts": record["counts"],
-                        }
-                        shares += [s for i in ids if (s := report_share(client, i)) is not None]
-                        if pruner == "none":
-                            row[pruner]["curves"] = curves(client, record)
-                            row["replay"] = replay(
-                                row[pruner]["curves"], steps, eval_every, args.orders
-                            )
-                            log(f"seed {seed} replay: {row['replay']}")
-                        if pruner == "asha":
-                            gaps_s += prune_to_next_s(client, record)
-                        log(f"seed {seed} {pruner}: {row[pruner]}")
-                    none, asha = row["none"], row["asha"]
-                    row["loss_gap"] = asha["best_val_loss"] - none["best_val_loss"]
-                    row["time_ratio"] = asha["train_s"] / none["train_s"]
-                    per_seed.append(row)
-                result["pruning"] = per_seed
-                result["prune_to_next_trial_s"] = stats(gaps_s) if gaps_s else None
-                log(f"pruned -> next trial: {result['prune_to_next_trial_s']}")
-                result["report_share"] = stats(shares) if shares else None
-                log(f"reporting's share of a trial's training time: {result['report_share']}")
-
-                # 3: what reporting to the study costs a trial.
-                ratios = []
-                for r in range(rounds):
-                    one = "  optim.lr: [3.0e-3]\n"
-                    path = sweep_file(
-                        tmp,
-                        f"report-{r}",
-                        corpus,
-                        steps=steps * 2,
-                        eval_every=eval_every,
-                        space=one,
-                        trials=1,
-                        sampler="tpe",
-                        pruner="none",
-                        seed=0,
-                    )
-                    record = run_sweep(env, client, path, parallel=1)
-                    trial_s = train_seconds(client, record["trials"][0]["run_id"])
-                    spec = tmp / f"report-{r}-alone.yaml"
-                    spec.write_text(path.read_text().split("space:")[0])  # the base alone
-                    alone = seqq_json(["submit", "-f", str(spec), "--lr", "3.0e-3"], env)
-                    wait_ended(client, alone["job_id"])
-                    alone_s = train_seconds(client, alone["job_id"])
-                    ratios.append(trial_s / alone_s)
-                    log(f"round {r}: trial {trial_s:.2f}s, alone {alone_s:.2f}s")
-                result["report_overhead"] = stats(ratios)
-            finally:
-                worker.stop()
-
-            # 4: trials per hour on one worker and on two.
-            rates = {}
-            for count in (1, 2):
-                workers = [start_worker(env, tmp, f"core{i}", i) for i in range(count)]
+            if "pruning" in parts or "overhead" in parts:
+                worker = start_worker(env, tmp, "all-cores", None)
                 try:
-                    path = sweep_file(
-                        tmp,
-                        f"rate-{count}",
-                        corpus,
-                        steps=steps,
-                        eval_every=eval_every,
-                        space=SPACE,
-                        trials=rate_trials,
-                        sampler="random",
-                        pruner="none",
-                        seed=0,
-                    )
-                    record = run_sweep(env, client, path, parallel=count)
-                    span = makespan_s(client, record)
-                    rates[count] = len(record["trials"]) / span * 3600
-                    log(f"{count} worker(s): {len(record['trials'])} trials in {span:.1f}s")
+                    if "pruning" in parts:
+                        rows = measure_pruning(
+                            env,
+                            client,
+                            tmp,
+                            corpus,
+                            seeds,
+                            trials,
+                            (steps, eval_every),
+                            args.orders,
+                        )
+                        result["pruning"] = merge_rows(result.get("pruning", []), rows)
+                        result["prune_to_next_trial_s"] = pooled(result["pruning"], "to_next_s")
+                        log(f"pruned -> next trial: {result['prune_to_next_trial_s']}")
+                        result["report_share"] = pooled(result["pruning"], "report_shares")
+                        log(f"reporting's share of a trial's training: {result['report_share']}")
+                    if "overhead" in parts:
+                        result["report_overhead"] = measure_overhead(
+                            env, client, tmp, corpus, rounds, (steps, eval_every)
+                        )
                 finally:
-                    for w in workers:
-                        w.stop()
-            result["trials_per_hour"] = {str(k): v for k, v in rates.items()}
-            result["efficiency_2_workers"] = rates[2] / (2 * rates[1])
+                    worker.stop()
+            if "rate" in parts:
+                result.update(
+                    measure_rate(env, client, tmp, corpus, rate_trials, (steps, eval_every))
+                )
         finally:
             scheduler.stop()
     common.emit(result, args)
+
+
+def measure_pruning(
+    env: dict[str, str],
+    client: Any,
+    tmp: Path,
+    corpus: str,
+    seeds: list[int],
+    trials: int,
+    size: tuple[int, int],
+    orders: int,
+) -> list[dict[str, Any]]:
+    """1 and 2, and 3's timed share: per seed, the unpruned and the ASHA sweep one after the
+    other on one worker, the replay over the unpruned one's curves, and each row's raw
+    pruned -> next-trial gaps and reporting shares (pooled over rows by the caller)."""
+    steps, eval_every = size
+    rows = []
+    for seed in seeds:
+        row: dict[str, Any] = {"seed": seed, "to_next_s": [], "report_shares": []}
+        for pruner in ("none", "asha"):
+            name = f"prune-{pruner}-{seed}"
+            path = sweep_file(
+                tmp,
+                name,
+                corpus,
+                steps=steps,
+                eval_every=eval_every,
+                space=SPACE,
+                trials=trials,
+                sampler="tpe",
+                pruner=pruner,
+                seed=seed,
+            )
+            record = run_sweep(env, client, path, parallel=1)
+            ids = [r["run_id"] for r in record["trials"] if r["run_id"]]
+            row[pruner] = {
+                "best_val_loss": (record["best"] or {}).get("value"),
+                "train_s": sum(train_seconds(client, i) for i in ids),
+                "counts": record["counts"],
+            }
+            row["report_shares"] += [s for i in ids if (s := report_share(client, i)) is not None]
+            if pruner == "none":
+                row[pruner]["curves"] = curves(client, record)
+                row["replay"] = replay(row[pruner]["curves"], steps, eval_every, orders)
+                log(f"seed {seed} replay: {row['replay']}")
+            if pruner == "asha":
+                row["to_next_s"] = prune_to_next_s(client, record)
+            log(
+                f"seed {seed} {pruner}: { {k: v for k, v in row[pruner].items() if k != 'curves'} }"
+            )
+        none, asha = row["none"], row["asha"]
+        row["loss_gap"] = asha["best_val_loss"] - none["best_val_loss"]
+        row["time_ratio"] = asha["train_s"] / none["train_s"]
+        rows.append(row)
+    return rows
+
+
+def measure_overhead(
+    env: dict[str, str], client: Any, tmp: Path, corpus: str, rounds: int, size: tuple[int, int]
+) -> dict[str, float]:
+    """3's paired rounds: the same spec as a sweep's one trial and alone, back to back."""
+    steps, eval_every = size
+    ratios = []
+    for r in range(rounds):
+        one = "  optim.lr: [3.0e-3]\n"
+        path = sweep_file(
+            tmp,
+            f"report-{r}",
+            corpus,
+            steps=steps * 2,
+            eval_every=eval_every,
+            space=one,
+            trials=1,
+            sampler="tpe",
+            pruner="none",
+            seed=0,
+        )
+        record = run_sweep(env, client, path, parallel=1)
+        trial_s = train_seconds(client, record["trials"][0]["run_id"])
+        spec = tmp / f"report-{r}-alone.yaml"
+        spec.write_text(path.read_text().split("space:")[0])  # the base alone
+        alone = seqq_json(["submit", "-f", str(spec), "--lr", "3.0e-3"], env)
+        wait_ended(client, alone["job_id"])
+        alone_s = train_seconds(client, alone["job_id"])
+        ratios.append(trial_s / alone_s)
+        log(f"round {r}: trial {trial_s:.2f}s, alone {alone_s:.2f}s")
+    return stats(ratios)
+
+
+def measure_rate(
+    env: dict[str, str],
+    client: Any,
+    tmp: Path,
+    corpus: str,
+    rate_trials: int,
+    size: tuple[int, int],
+) -> dict[str, Any]:
+    """4: the same random-sampler sweep on one one-core worker, then on two."""
+    steps, eval_every = size
+    rates = {}
+    for count in (1, 2):
+        workers = [start_worker(env, tmp, f"core{i}", i) for i in range(count)]
+        try:
+            path = sweep_file(
+                tmp,
+                f"rate-{count}",
+                corpus,
+                steps=steps,
+                eval_every=eval_every,
+                space=SPACE,
+                trials=rate_trials,
+                sampler="random",
+                pruner="none",
+                seed=0,
+            )
+            record = run_sweep(env, client, path, parallel=count)
+            span = makespan_s(client, record)
+            rates[count] = len(record["trials"]) / span * 3600
+            log(f"{count} worker(s): {len(record['trials'])} trials in {span:.1f}s")
+        finally:
+            for w in workers:
+                w.stop()
+    return {
+        "rate_trials": rate_trials,
+        "rate_sampler": "random",
+        "trials_per_hour": {str(k): v for k, v in rates.items()},
+        "efficiency_2_workers": rates[2] / (2 * rates[1]),
+    }
 
 
 if __name__ == "__main__":
