@@ -14,7 +14,8 @@ import math
 import statistics
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -280,7 +281,7 @@ def start_parent(
         experiment_id,
         run_name=name,
         tags={
-            names.TAG_KIND: "compare",
+            names.TAG_KIND: names.KIND_COMPARE,
             names.TAG_COMPARE_MODELS: ",".join(models),
             names.TAG_COMPARE_SEEDS: seed_text,
             **(tags or {}),
@@ -400,17 +401,10 @@ def compare_models(
     from scheduler.report import write_report  # deferred: report imports this module
 
     seed_values = seed_list(spec, seeds)
-    jobs.check_inputs(spec, settings)
-    tracking.check_tracking(settings)
-    if on_workers:
-        from shared.connection import redis_client
-
-        redis_client(settings)
+    client = preflight(spec, settings, on_workers)
     levels = reference_levels(spec)
-    client = tracking.tracking_client(settings)
     parent = start_parent(client, spec, models, seed_values, settings)
-    status = JobState.FAILED
-    try:
+    with parent_ending(client, parent) as ending:
         job_ids = train(child_specs(spec, models, seed_values), parent)
         several = len(seed_values) > 1
         with tempfile.TemporaryDirectory() as tmp:
@@ -423,13 +417,46 @@ def compare_models(
             title = "seqq compare: " + " vs ".join(models) + f" on {spec.data.dataset}"
             for path in write_report(comparison, report_dir or Path(tmp) / "report", title):
                 client.log_artifact(parent, str(path), names.ARTIFACT_REPORT)
-        status = JobState.FINISHED if comparison.finished else JobState.FAILED
+        ending.finished = comparison.finished
+    add_urls(client, comparison, parent, settings)
+    return comparison
+
+
+def preflight(spec: TrainSpec, settings: Settings, on_workers: bool) -> MlflowClient:
+    """Every check a comparison makes before its parent run exists (inputs, tracking store,
+    broker when on workers); the tracking client to create it with."""
+    jobs.check_inputs(spec, settings)
+    tracking.check_tracking(settings)
+    if on_workers:
+        from shared.connection import redis_client
+
+        redis_client(settings)
+    return tracking.tracking_client(settings)
+
+
+@dataclass
+class _Ending:
+    finished: bool = False  # set by the block once every child it waited on ended FINISHED
+
+
+@contextmanager
+def parent_ending(client: MlflowClient, parent: str) -> Iterator[_Ending]:
+    """End a comparison's parent run however its block ends: FINISHED when the block says every
+    child finished, FAILED otherwise (an exception included), KILLED on Ctrl-C."""
+    ending = _Ending()
+    status = JobState.FAILED
+    try:
+        yield ending
+        status = JobState.FINISHED if ending.finished else JobState.FAILED
     except KeyboardInterrupt:
         status = JobState.KILLED
         raise
     finally:
         client.set_terminated(parent, status)
+
+
+def add_urls(client: MlflowClient, comparison: Comparison, parent: str, settings: Settings) -> None:
+    """The comparison's MLflow addresses: its runs' curves and its parent's report."""
     experiment_id = client.get_run(parent).info.experiment_id
-    children = [r.job_id for r in results]
+    children = [r.job_id for r in comparison.results]
     comparison.urls = tracking.comparison_urls(settings, experiment_id, children, parent)
-    return comparison

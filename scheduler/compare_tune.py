@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scheduler import jobs, tracking
 from scheduler import sweep as sweeps
 from scheduler.compare import (
     Comparison,
     TrainChildren,
+    add_urls,
     child_label,
+    parent_ending,
+    preflight,
     read_result,
     reference_levels,
     seed_list,
@@ -297,13 +299,7 @@ def compare_tuned(
     from scheduler.report import write_report  # deferred: report imports compare
 
     base = plan.default_spec(plan.models[0], plan.seeds[0])
-    jobs.check_inputs(base, settings)  # every check before the parent run exists
-    tracking.check_tracking(settings)
-    if on_workers:
-        from shared.connection import redis_client
-
-        redis_client(settings)
-    client = tracking.tracking_client(settings)
+    client = preflight(base, settings, on_workers)
     parent = start_parent(
         client,
         base,
@@ -315,8 +311,7 @@ def compare_tuned(
         params=plan.settings_params(),
         label="-tuned",
     )
-    status = JobState.FAILED
-    try:
+    with parent_ending(client, parent) as ending:
         sweep_ids = run_sweeps(plan.sweeps, parent)
         records = {m: sweeps.status(sweep_ids[m], settings) for m in plan.models}
         chosen = {m: (r["best"] or {}).get("values") for m, r in records.items()}
@@ -338,15 +333,8 @@ def compare_tuned(
             out = report_dir or Path(tmp) / "report"
             for path in write_report(result.comparison, out, title, result.markdown()):
                 client.log_artifact(parent, str(path), names.ARTIFACT_REPORT)
-        status = JobState.FINISHED if result.finished else JobState.FAILED
-    except KeyboardInterrupt:
-        status = JobState.KILLED
-        raise
-    finally:
-        client.set_terminated(parent, status)
-    experiment_id = client.get_run(parent).info.experiment_id
-    runs = [r.job_id for r in result.comparison.results]
-    result.comparison.urls = tracking.comparison_urls(settings, experiment_id, runs, parent)
+        ending.finished = result.finished
+    add_urls(client, result.comparison, parent, settings)
     return result
 
 

@@ -286,11 +286,14 @@ def list_jobs(
         order_by=["attributes.start_time DESC"],
         max_results=limit,
     )
-    sweeps = client.search_runs(
-        experiment_ids,
-        filter_string=f"tags.`{names.TAG_KIND}` = '{names.KIND_SWEEP}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=limit,
+    sweeps, compares = (
+        client.search_runs(
+            experiment_ids,
+            filter_string=f"tags.`{names.TAG_KIND}` = '{kind}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=limit,
+        )
+        for kind in (names.KIND_SWEEP, names.KIND_COMPARE)
     )
     needs_live = any(r.info.status == JobState.RUNNING for r in runs)
     app = None
@@ -309,18 +312,23 @@ def list_jobs(
         )
         for r in runs
     ]
-    return listed + [describe_sweep(client, r) for r in sweeps]
+    listed += [describe_sweep(client, r) for r in sweeps]
+    return listed + [describe_compare(client, r) for r in compares]
+
+
+def _children(client: tracking.Reader, run: Any) -> list[Any]:
+    return client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'",
+        max_results=10000,
+    )
 
 
 def describe_sweep(client: tracking.Reader, run: Any) -> dict[str, Any]:
     """One sweep as `seqq list` shows it, from its parent run and a count of its trials' runs
     (no study opened: listing stays light)."""
     data = run.data
-    trials = client.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'",
-        max_results=10000,
-    )
+    trials = _children(client, run)
     ended = sum(t.info.status in TERMINAL for t in trials)
     return {
         "kind": names.KIND_SWEEP,
@@ -335,6 +343,28 @@ def describe_sweep(client: tracking.Reader, run: Any) -> dict[str, Any]:
         "best_val_loss": data.metrics.get(names.METRIC_BEST_VAL_LOSS),
         "best_trial": _int(data.tags.get(names.TAG_SWEEP_BEST_TRIAL)),
         "error": data.tags.get(names.TAG_ERROR),
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+    }
+
+
+def describe_compare(client: tracking.Reader, run: Any) -> dict[str, Any]:
+    """One comparison as `seqq list` shows it, from its parent run and its children's runs (a
+    tuned comparison's children are its sweeps' parents and its final runs)."""
+    data = run.data
+    children = _children(client, run)
+    tune = data.tags.get(names.TAG_COMPARE_TUNE)
+    return {
+        "kind": names.KIND_COMPARE,
+        "compare_id": run.info.run_id,
+        "status": run.info.status,
+        "name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
+        "models": [m for m in (data.tags.get(names.TAG_COMPARE_MODELS) or "").split(",") if m],
+        "seeds": [_int(s) for s in (data.tags.get(names.TAG_COMPARE_SEEDS) or "").split(",") if s],
+        "tune_budget_s": float(tune) if tune else None,
+        "children_started": len(children),
+        "children_ended": sum(c.info.status in TERMINAL for c in children),
         "start_time": run.info.start_time,
         "end_time": run.info.end_time,
     }

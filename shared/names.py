@@ -84,6 +84,7 @@ TAG_TRIAL_NUMBER = "seqq.trial.number"
 TAG_TRIAL_STATE = "seqq.trial.state"  # shared.state.TrialState, set as the trial's job ends
 TAG_TRIAL_PRUNED_STEP = "seqq.trial.pruned_step"  # the evaluation at which it was pruned
 KIND_SWEEP = "sweep"  # the seqq.kind of a sweep's parent run
+KIND_COMPARE = "compare"  # the seqq.kind of a comparison's parent run
 # A registered model version (`seqq sweep --register`) carries TAG_SWEEP_ID, TAG_SWEEP_BEST_TRIAL
 # and its validation loss; the parent run names the version it registered.
 TAG_MODEL_VAL_LOSS = "seqq.sweep.best_val_loss"

@@ -100,6 +100,10 @@ def compare(
         _print(cmp.compare_runs(ids, settings, report), json_out)
         return
     cells = cmp.parse_models(models)
+    if not local:
+        from scheduler import jobs
+
+        jobs.check_route(queue, priority)  # before the parent run exists
     train = (
         partial(_train_here, settings=settings)
         if local

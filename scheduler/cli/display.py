@@ -214,6 +214,31 @@ def sweeps_table(sweeps: list[dict[str, Any]]) -> Table:
     return table
 
 
+def compares_table(compares: list[dict[str, Any]]) -> Table:
+    """Recent comparisons: the parent run's whole id (what `seqq compare --runs` is not: it
+    takes the children's), its state, the models and seeds, and its child runs ended."""
+    table = frameless_table(title="comparisons")
+    table.add_column("comparison", width=JOB_ID_WIDTH, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("models")
+    table.add_column("seeds", justify="right", no_wrap=True)
+    table.add_column("runs", justify="right", no_wrap=True)
+    colours = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
+    for compare in compares:
+        colour = colours.get(compare["status"], "white")
+        started = fmt_time(compare.get("start_time"))
+        about = f"{compare['name']}  {started}" if compare.get("name") else started
+        tuned = " (tuned)" if compare.get("tune_budget_s") else ""
+        table.add_row(
+            Group(Text(compare["compare_id"], no_wrap=True), Text(about, style="dim")),
+            f"[{colour}]{compare['status']}[/]",
+            ",".join(compare.get("models") or []) + tuned,
+            str(len(compare.get("seeds") or [])),
+            f"{compare['children_ended']}/{compare['children_started']}",
+        )
+    return table
+
+
 def job_panel(job: dict[str, Any]) -> Table:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold", no_wrap=True)

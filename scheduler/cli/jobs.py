@@ -40,9 +40,11 @@ def list_jobs(
     json_out: JsonOpt = False,
 ) -> None:
     """List recent jobs, newest first: state, model, step, validation and test loss; then
-    recent sweeps: state, trials ended of those wanted, best validation loss.
+    recent sweeps: state, trials ended of those wanted, best validation loss; then recent
+    comparisons: state, models, seeds, child runs ended.
 
-    With `--json`, one list: each job has `"kind": "job"`, each sweep `"kind": "sweep"`.
+    With `--json`, one list: each job has `"kind": "job"`, each sweep `"kind": "sweep"`, each
+    comparison `"kind": "compare"`.
 
     Example: `seqq list --experiment cmp --limit 5`
     """
@@ -57,12 +59,13 @@ def list_jobs(
     if not found:
         display.console.print("no jobs yet: try `seqq submit --model lstm` or `seqq run`")
         return
-    runs = [r for r in found if r["kind"] == "job"]
-    sweeps = [r for r in found if r["kind"] != "job"]
-    if runs:
-        display.show(display.jobs_table(runs))
-    if sweeps:
-        display.show(display.sweeps_table(sweeps))
+    kinds = {kind: [r for r in found if r["kind"] == kind] for kind in ("job", "sweep", "compare")}
+    if kinds["job"]:
+        display.show(display.jobs_table(kinds["job"]))
+    if kinds["sweep"]:
+        display.show(display.sweeps_table(kinds["sweep"]))
+    if kinds["compare"]:
+        display.show(display.compares_table(kinds["compare"]))
 
 
 def cancel(job_id: JobArg) -> None:

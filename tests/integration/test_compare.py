@@ -61,6 +61,19 @@ def test_compare_through_a_worker_makes_a_parent_with_two_children_differing_onl
     again = seqq_json(["compare", "--runs", f"{lstm.info.run_id},{rnn.info.run_id}"], env)
     assert again["models"] == out["models"]
 
+    # `seqq list` shows the comparison beside its jobs (`--runs` made no new parent).
+    listed = seqq_json(["list"], env)
+    compares = [r for r in listed if r["kind"] == "compare"]
+    assert [c["compare_id"] for c in compares] == [parent.info.run_id]
+    assert compares[0]["models"] == ["lstm", "rnn"] and compares[0]["status"] == "FINISHED"
+    assert (compares[0]["children_ended"], compares[0]["children_started"]) == (2, 2)
+    assert {r["job_id"] for r in listed if r["kind"] == "job"} == {
+        lstm.info.run_id,
+        rnn.info.run_id,
+    }
+    table = seqq(["list"], {**env, "COLUMNS": "160"}).stdout
+    assert "comparisons" in table and parent.info.run_id in table and "2/2" in table
+
 
 def test_two_seeds_through_a_worker_train_each_model_at_both_and_summarise_the_runs_own_metrics(
     env: dict[str, str], worker: Worker, tracking_uri: str, tmp_path: Path
@@ -154,6 +167,26 @@ def test_bad_seeds_are_one_line_exit_2_and_nothing_is_created(
     assert [e.name for e in experiments] == ["Default"]
     assert not client.search_runs([e.experiment_id for e in experiments])
     assert redis.Redis.from_url(redis_url).dbsize() == 0  # no job was enqueued
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [(["--queue", "nowhere"], "--queue"), (["--priority", "urgent"], "--priority")],
+    ids=["queue", "priority"],
+)
+def test_a_bad_route_is_one_line_exit_2_before_any_run_exists(
+    env: dict[str, str], tracking_uri: str, redis_url: str, args: list[str], flag: str
+) -> None:
+    import redis
+    from mlflow import MlflowClient
+
+    done = seqq(["compare", "--models", "lstm,rnn", *TINY, *args], env)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert flag in lines[0] and "Traceback" not in done.stderr, lines[0]
+    client = MlflowClient(tracking_uri)
+    assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert redis.Redis.from_url(redis_url).dbsize() == 0
 
 
 def test_sample_is_deterministic_for_a_seed_and_stays_in_the_vocabulary(
