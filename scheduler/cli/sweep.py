@@ -84,7 +84,9 @@ def sweep(
     sweep: {trials: 32, sampler: tpe, pruner: asha, seed: 0}
     ```
 
-    A bad file is refused in one line naming the field (exit 2), and nothing is created.
+    ASHA's rungs default to the first evaluation and a reduction factor of 5; set them with
+    `sweep: {asha: {first_rung: 100, factor: 4}}`. A bad file is refused in one line naming the
+    field (exit 2), and nothing is created.
 
     Without `--local` the trials are ordinary jobs on the queue, `--parallel` at a time (default:
     the live workers' slots on that queue); the study lives on the broker's Redis and
