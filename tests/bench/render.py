@@ -170,6 +170,13 @@ def _alone(stats: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def render_quality(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
+    models = quality_models(r)
+    last10 = (
+        "; last 10% is validation and test together (the text's held-out end, nanoGPT's "
+        "validation split)"
+        if any(m.get("last10_loss_best") for m in models.values())
+        else ""
+    )
     seeds = r.get("seeds") or []
     over = (
         f", the same {len(seeds)} seeds for every model ({', '.join(map(str, seeds))}), "
@@ -181,10 +188,8 @@ def render_quality(r: dict[str, Any]) -> str:
         f"The default spec of each model for {r['budget_s']:.0f} s of training per run "
         f"(`seqq compare --local`){over}; losses in nats/char on the held-out splits. Test at "
         f"best val is the test loss of the checkpoint with the best validation loss; test final "
-        f"is the final weights'; last 10% is validation and test together (the text's held-out "
-        f"end, nanoGPT's validation split).{quick}\n"
+        f"is the final weights'{last10}.{quick}\n"
     ]
-    models = quality_models(r)
     rows = [
         [
             CELL_NAMES.get(model, model),
