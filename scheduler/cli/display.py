@@ -192,6 +192,21 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     return table
 
 
+_RUN_COLOURS = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
+
+
+def _parent_cells(record: dict[str, Any], run_id: str) -> tuple[Group, str]:
+    """A parent run's first two cells (a sweep's or a comparison's): its whole id over its name
+    and start time, then its coloured status."""
+    started = fmt_time(record.get("start_time"))
+    about = f"{record['name']}  {started}" if record.get("name") else started
+    colour = _RUN_COLOURS.get(record["status"], "white")
+    return (
+        Group(Text(run_id, no_wrap=True), Text(about, style="dim")),
+        f"[{colour}]{record['status']}[/]",
+    )
+
+
 def sweeps_table(sweeps: list[dict[str, Any]]) -> Table:
     """Recent sweeps: the whole sweep id (what `seqq sweep status` and cancel take), its state,
     trials ended of those wanted, and the best validation loss once it has ended."""
@@ -200,14 +215,9 @@ def sweeps_table(sweeps: list[dict[str, Any]]) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("trials", justify="right", no_wrap=True)
     table.add_column("best val", justify="right")
-    colours = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
     for sweep in sweeps:
-        colour = colours.get(sweep["status"], "white")
-        started = fmt_time(sweep.get("start_time"))
-        about = f"{sweep['name']}  {started}" if sweep.get("name") else started
         table.add_row(
-            Group(Text(sweep["sweep_id"], no_wrap=True), Text(about, style="dim")),
-            f"[{colour}]{sweep['status']}[/]",
+            *_parent_cells(sweep, sweep["sweep_id"]),
             f"{sweep['trials_ended']}/{fmt(sweep.get('trials_wanted'))}",
             fmt(sweep.get("best_val_loss"), 3),
         )
@@ -215,23 +225,18 @@ def sweeps_table(sweeps: list[dict[str, Any]]) -> Table:
 
 
 def compares_table(compares: list[dict[str, Any]]) -> Table:
-    """Recent comparisons: the parent run's whole id (what `seqq compare --runs` is not: it
-    takes the children's), its state, the models and seeds, and its child runs ended."""
+    """Recent comparisons: the parent run's whole id, its state, the models and seeds, and its
+    child runs ended of those started."""
     table = frameless_table(title="comparisons")
     table.add_column("comparison", width=JOB_ID_WIDTH, overflow="fold")
     table.add_column("status", no_wrap=True)
     table.add_column("models")
     table.add_column("seeds", justify="right", no_wrap=True)
     table.add_column("runs", justify="right", no_wrap=True)
-    colours = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
     for compare in compares:
-        colour = colours.get(compare["status"], "white")
-        started = fmt_time(compare.get("start_time"))
-        about = f"{compare['name']}  {started}" if compare.get("name") else started
         tuned = " (tuned)" if compare.get("tune_budget_s") else ""
         table.add_row(
-            Group(Text(compare["compare_id"], no_wrap=True), Text(about, style="dim")),
-            f"[{colour}]{compare['status']}[/]",
+            *_parent_cells(compare, compare["compare_id"]),
             ",".join(compare.get("models") or []) + tuned,
             str(len(compare.get("seeds") or [])),
             f"{compare['children_ended']}/{compare['children_started']}",
