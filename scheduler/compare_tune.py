@@ -30,11 +30,11 @@ from scheduler.compare import (
     child_label,
     parent_ending,
     preflight,
-    read_result,
     reference_levels,
     seed_list,
     start_parent,
 )
+from scheduler.result import read_result
 from shared import names
 from shared.errors import SpecError
 from shared.settings import Settings

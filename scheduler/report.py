@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from scheduler.compare import Comparison, ModelResult, Spread, figure_values
+from scheduler.compare import Comparison
+from scheduler.result import ModelResult, Spread, figure_values
 from shared import names
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def fmt(value: float | int | None, digits: int | None = 3) -> str:
 
 
 class Measure(NamedTuple):
-    """One row of the comparison table: a run's figure (`compare.FIGURES` or `TEXT_FIGURES`) and
+    """One row of the comparison table: a run's figure (`result.FIGURES` or `TEXT_FIGURES`) and
     how to print it."""
 
     label: str

@@ -7,7 +7,9 @@ import statistics
 import pytest
 
 from scheduler import compare as cmp
-from scheduler.compare import Comparison, ModelResult
+from scheduler import result
+from scheduler.compare import Comparison
+from scheduler.result import ModelResult
 from shared import names
 from shared.errors import SpecError
 from shared.spec import TrainSpec
@@ -56,7 +58,7 @@ def test_one_seed_keeps_a_plain_comparisons_children_and_names() -> None:
 
 
 def test_the_figures_are_the_numbers_a_run_reports_and_not_its_seed() -> None:
-    assert cmp.FIGURES == (
+    assert result.FIGURES == (
         "num_params",
         "steps",
         "train_time_s",
@@ -70,8 +72,11 @@ def test_the_figures_are_the_numbers_a_run_reports_and_not_its_seed() -> None:
         "test_bpc_best",
     )
     # The text-quality figures live in `text_quality` by metric name, each beside its held-out one.
-    assert cmp.TEXT_FIGURES[:2] == (names.METRIC_SAMPLE_WORD_SHARE, names.METRIC_HELDOUT_WORD_SHARE)
-    assert set(cmp.TEXT_FIGURES) == set(names.TEXT_METRICS) | set(names.TEXT_METRICS.values())
+    assert result.TEXT_FIGURES[:2] == (
+        names.METRIC_SAMPLE_WORD_SHARE,
+        names.METRIC_HELDOUT_WORD_SHARE,
+    )
+    assert set(result.TEXT_FIGURES) == set(names.TEXT_METRICS) | set(names.TEXT_METRICS.values())
 
 
 def run(model: str, seed: int, loss: float | None, status: str = "FINISHED") -> ModelResult:
@@ -90,7 +95,7 @@ def run(model: str, seed: int, loss: float | None, status: str = "FINISHED") -> 
 
 def test_a_models_summary_is_the_mean_and_sample_deviation_of_its_runs() -> None:
     runs = [run("lstm", 1, 1.0), run("lstm", 2, 1.5), run("lstm", 3, None, "FAILED")]
-    summary = cmp.summarise(runs)
+    summary = result.summarise(runs)
     assert summary["runs"] == 3 and summary["seeds"] == [1, 2, 3]
     assert summary["statuses"] == {"FINISHED": 2, "FAILED": 1}
     val = summary["best_val_loss"]
@@ -101,20 +106,20 @@ def test_a_models_summary_is_the_mean_and_sample_deviation_of_its_runs() -> None
     assert summary["test_loss"] == {"mean": 1.25, "std": pytest.approx(0.35355339), "min": 1.0,
                                     "max": 1.5, "n": 2}  # fmt: skip
     assert summary["num_params"]["std"] == 0.0 and summary["train_time_s"] is None
-    assert cmp.summarise([run("rnn", 1, 1.0)])["test_loss"]["std"] is None
+    assert result.summarise([run("rnn", 1, 1.0)])["test_loss"]["std"] is None
 
 
 def test_a_models_summary_has_its_text_quality_spread_by_metric_as_a_run_has_its_values() -> None:
     runs = [run("lstm", 1, 1.0), run("lstm", 2, 1.5), run("lstm", 3, None, "FAILED")]
     runs[0].text_quality = {names.METRIC_SAMPLE_REF_BPC: 2.5, names.METRIC_HELDOUT_REF_BPC: 2.1}
     runs[1].text_quality = {names.METRIC_SAMPLE_REF_BPC: 2.7, names.METRIC_HELDOUT_REF_BPC: 2.1}
-    quality = cmp.summarise(runs)["text_quality"]
+    quality = result.summarise(runs)["text_quality"]
     assert set(quality) == {names.METRIC_SAMPLE_REF_BPC, names.METRIC_HELDOUT_REF_BPC}
     judge = quality[names.METRIC_SAMPLE_REF_BPC]
     assert judge["mean"] == pytest.approx(2.6) and judge["n"] == 2
     assert judge["std"] == pytest.approx(statistics.stdev([2.5, 2.7]))
     assert quality[names.METRIC_HELDOUT_REF_BPC]["std"] == 0.0
-    assert cmp.summarise([run("rnn", 1, 1.0)])["text_quality"] == {}
+    assert result.summarise([run("rnn", 1, 1.0)])["text_quality"] == {}
 
 
 def test_the_json_has_every_runs_figures_and_each_models_summary() -> None:

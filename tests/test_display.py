@@ -9,8 +9,9 @@ import pytest
 from rich.console import Console, RenderableType
 
 from scheduler.cli import display
-from scheduler.compare import Comparison, ModelResult
+from scheduler.compare import Comparison
 from scheduler.report import table_rows
+from scheduler.result import ModelResult
 from shared import names
 
 WIDTHS = (80, 120)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from scheduler import report
-from scheduler.compare import Comparison, ModelResult
+from scheduler.compare import Comparison
+from scheduler.result import ModelResult
 from shared import names
 
 

@@ -2,10 +2,11 @@
 
 Each step samples a batch determined by (seed, step), runs forward/backward under the chosen
 precision, clips and steps. The loss stays on the device and is read back only when it is
-logged; evaluation, sampling and checkpointing run only at their intervals; metrics and
-uploads are queued to the background `RunLogger`. Evaluation is always fp32 on fixed windows,
-so validation losses compare across precisions, resumes and models. A sweep's trial reports
-each validation loss to its study and, at each evaluation inside the loop, may be pruned.
+logged; evaluation, sampling (`worker.sampling`) and checkpointing run only at their
+intervals; metrics and uploads are queued to the background `RunLogger`. Evaluation is always
+fp32 on fixed windows, so validation losses compare across precisions, resumes and models.
+A sweep's trial reports each validation loss to its study and, at each evaluation inside the
+loop, may be pruned.
 The weights of the lowest validation loss are kept (`worker.selection`), saved as the best
 checkpoint and, at the end, scored on the test split and sampled beside the final ones; with
 `optim.patience`, training ends early, normally, once that many evaluations bring no new best.
@@ -32,14 +33,14 @@ from shared.errors import (
     TrialPrunedError,
 )
 from shared.spec import OptimSpec, TrainSpec
-from worker import checkpoint, textstats
+from worker import checkpoint
 from worker.data import Corpus, eval_windows, sample_batch
 from worker.model import CharRNN
+from worker.sampling import Sampler
 from worker.selection import BestTracker, BestWeights
 from worker.tracking import RunLogger
 
 LN2 = math.log(2.0)
-DEFAULT_PROMPT_CHARS = 32
 
 
 class Reporter(Protocol):
@@ -169,11 +170,7 @@ class Trainer:
         self.test_windows = self._to_device(
             eval_windows(corpus.split("test"), seq, batch, spec.run.eval_batches)
         )
-        self.prompts = spec.sample.prompts or (
-            corpus.vocab.decode(corpus.split("val")[:DEFAULT_PROMPT_CHARS]),
-        )
-        # Judges every sample's text; fitted on the training split once per corpus (~1 s a MB).
-        self.judge = textstats.judge_for(textstats.decode(self.train_ids, corpus.vocab.chars))
+        self.sampler = Sampler(spec.sample, corpus, self.train_ids, device, logger)
         self.step = 0
         self.elapsed_before = 0.0
         self.best = BestTracker(spec.optim.min_delta, resume)
@@ -204,9 +201,7 @@ class Trainer:
         started = self._started = time.monotonic()
         if self.step == 0:
             self._evaluate(0)
-            held_out = textstats.decode(self.corpus.split("val"), self.corpus.vocab.chars)
-            reference = self.judge.heldout(held_out, DEFAULT_PROMPT_CHARS, spec.sample.length)
-            self.logger.metrics(reference, 0)  # what a sample's text-quality figures read against
+            self.sampler.log_reference()
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0
         window_start, window_step = time.monotonic(), self.step
@@ -271,7 +266,7 @@ class Trainer:
                     stopped_early = True
                     break  # and end as at max_steps: this step is evaluated once, not twice
             if step % spec.run.sample_every == 0 and not last:
-                self._sample(step)
+                self.sampler.sample(self.model, step)
             if ckpt_now and not last:
                 self._checkpoint(
                     names.checkpoint_dir_name(step),
@@ -291,7 +286,9 @@ class Trainer:
         # Stopped right after an evaluation (patience, a budget): it was the final one.
         evaluated = self.last_val_step == self.step
         final_val = self.last_val if evaluated else self._evaluate(self.step)
-        self._sample(self.step)  # logged as artifacts; the result carries numbers only
+        self.sampler.sample(
+            self.model, self.step
+        )  # logged as artifacts; the result carries numbers only
         self._checkpoint(names.FINAL_CHECKPOINT, elapsed)
         test_loss = evaluate(self.model, self.test_windows, optim.batch_size)
         trained_chars = self.step * chars_per_step
@@ -327,7 +324,7 @@ class Trainer:
         self.best.save(self._write_best)
         self.model.load_state_dict(best.state)
         test_loss = evaluate(self.model, self.test_windows, self.spec.optim.batch_size)
-        self._sample(best.step, best=True)
+        self.sampler.sample(self.model, best.step, best=True)
         return test_loss
 
     def _stop(self, reason: str, elapsed: float) -> None:
@@ -383,36 +380,6 @@ class Trainer:
     def elapsed(self) -> float:
         """Training wall time so far, across resumes."""
         return self.elapsed_before + time.monotonic() - self._started
-
-    def _sample(self, step: int, best: bool = False) -> dict[str, str]:
-        # best: the caller loaded the best checkpoint's weights; their files and table differ.
-        sample = self.spec.sample
-        generator = torch.Generator().manual_seed(sample.seed)
-        out: dict[str, str] = {}
-        rows: dict[str, list[Any]] = {"step": [], "prompt": [], "sample": []}
-        stats = []
-        for i, prompt in enumerate(self.prompts):
-            ids = torch.from_numpy(self.corpus.vocab.encode(prompt)).to(self.device)
-            new = self.model.generate(
-                ids, sample.length, sample.temperature, sample.top_k, generator
-            )
-            generated = self.corpus.vocab.decode(new)
-            stats.append(self.judge.measure(prompt, generated))
-            text = prompt + generated
-            out[prompt] = text
-            name = f"{names.checkpoint_dir_name(step)}-p{i}.txt"
-            name = f"{names.BEST_CHECKPOINT}-{name}" if best else name
-            self.logger.artifact_text(name, text, names.ARTIFACT_SAMPLES)
-            rows["step"].append(step)
-            rows["prompt"].append(prompt)
-            rows["sample"].append(text)
-        if not best:  # at the best's step they would double a sample step's, or fall between
-            self.logger.metrics(textstats.mean_metrics(stats), step)
-        # One table across steps (MLflow appends), so the UI shows runs' samples side by side.
-        logger = self.logger
-        table = names.ARTIFACT_BEST_SAMPLE_TABLE if best else names.ARTIFACT_SAMPLE_TABLE
-        logger.call(lambda: logger.client.log_table(logger.run_id, rows, table))
-        return out
 
     def _checkpoint(self, folder: str, elapsed: float) -> Path:
         # Never overwrite the last good checkpoint with weights that already diverged.

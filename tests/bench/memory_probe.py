@@ -28,7 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from scheduler.compare import Spread  # noqa: E402
+from scheduler.result import Spread  # noqa: E402
 from tests.bench import common, render  # noqa: E402
 
 SEQQ = str(Path(sys.executable).parent / "seqq")

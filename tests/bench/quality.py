@@ -81,7 +81,7 @@ def run_figures(full: Any) -> dict[str, Any]:
 
 def spreads(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Each figure's and text measure's mean, sample std, min, max and n over the runs."""
-    from scheduler.compare import TEXT_FIGURES, Spread
+    from scheduler.result import TEXT_FIGURES, Spread
 
     def of(values: list[Any]) -> dict[str, Any] | None:
         present = [float(v) for v in values if v is not None]
@@ -96,7 +96,7 @@ def spreads(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def measure(models: str, budget: str, seeds: int, data: str, report: str | None) -> dict[str, Any]:
     from mlflow import MlflowClient
 
-    from scheduler.compare import read_result
+    from scheduler.result import read_result
     from shared.spec import parse_duration
 
     corpus = common.describe_corpus(data)

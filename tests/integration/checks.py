@@ -16,7 +16,8 @@ from shared.dataset import split_bounds
 from shared.spec import TrainSpec
 from worker import checkpoint, textstats
 from worker.data import encode_bytes, eval_windows
-from worker.train import DEFAULT_PROMPT_CHARS, evaluate
+from worker.sampling import DEFAULT_PROMPT_CHARS
+from worker.train import evaluate
 
 
 def assert_finished_job(tracking_uri: str, run_id: str, tmp: Path, expect: dict[str, str]) -> None:
