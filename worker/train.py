@@ -286,9 +286,7 @@ class Trainer:
         # Stopped right after an evaluation (patience, a budget): it was the final one.
         evaluated = self.last_val_step == self.step
         final_val = self.last_val if evaluated else self._evaluate(self.step)
-        self.sampler.sample(
-            self.model, self.step
-        )  # logged as artifacts; the result carries numbers only
+        self.sampler.sample(self.model, self.step)  # artifacts; the result carries numbers
         self._checkpoint(names.FINAL_CHECKPOINT, elapsed)
         test_loss = evaluate(self.model, self.test_windows, optim.batch_size)
         trained_chars = self.step * chars_per_step
