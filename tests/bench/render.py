@@ -354,8 +354,8 @@ def render_memory_probe(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
     rows = memory_rows(r)
     models = list(rows[0]["models"])
-    seeds = r.get("seeds")
-    several = bool(seeds) and len(seeds) > 1
+    seeds: list[int] = r.get("seeds") or []
+    several = len(seeds) > 1
     over = (
         f"the same {len(seeds)} seeds for every model and lag ({', '.join(map(str, seeds))})"
         if several
