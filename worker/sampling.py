@@ -32,27 +32,27 @@ class Sampler:
         corpus: Corpus,
         train_ids: np.ndarray,
         device: torch.device,
-        logger: RunLogger,
     ) -> None:
         self.spec = spec
         self.vocab = corpus.vocab
         self.device = device
-        self.logger = logger
-        self.val_text = textstats.decode(corpus.split("val"), corpus.vocab.chars)
+        self.val_ids = corpus.split("val")
         self.prompts = spec.prompts or (
             corpus.vocab.decode(corpus.split("val")[:DEFAULT_PROMPT_CHARS]),
         )
-        # Fitted on the training split once per run (~1 s a MB).
+        # Fitted on the training split once per corpus and process (~1 s a MB).
         self.judge = textstats.judge_for(textstats.decode(train_ids, corpus.vocab.chars))
 
-    def log_reference(self) -> None:
+    def log_reference(self, logger: RunLogger) -> None:
         """Held-out text's figures at step 0: what a sample's text-quality figures read against."""
-        reference = self.judge.heldout(self.val_text, DEFAULT_PROMPT_CHARS, self.spec.length)
-        self.logger.metrics(reference, 0)
+        held_out = textstats.decode(self.val_ids, self.vocab.chars)
+        logger.metrics(self.judge.heldout(held_out, DEFAULT_PROMPT_CHARS, self.spec.length), 0)
 
-    def sample(self, model: CharRNN, step: int, best: bool = False) -> dict[str, str]:
-        """Each prompt's text from `model` at `step`, logged; `best`: the model holds the best
-        checkpoint's weights, whose files and table are named apart."""
+    def sample(
+        self, model: CharRNN, step: int, logger: RunLogger, best: bool = False
+    ) -> dict[str, str]:
+        """Each prompt's text from `model` at `step`, logged to `logger`; `best`: the model holds
+        the best checkpoint's weights, whose files and table are named apart."""
         spec = self.spec
         generator = torch.Generator().manual_seed(spec.seed)
         out: dict[str, str] = {}
@@ -67,14 +67,13 @@ class Sampler:
             out[prompt] = text
             name = f"{names.checkpoint_dir_name(step)}-p{i}.txt"
             name = f"{names.BEST_CHECKPOINT}-{name}" if best else name
-            self.logger.artifact_text(name, text, names.ARTIFACT_SAMPLES)
+            logger.artifact_text(name, text, names.ARTIFACT_SAMPLES)
             rows["step"].append(step)
             rows["prompt"].append(prompt)
             rows["sample"].append(text)
         if not best:  # at the best's step they would double a sample step's, or fall between
-            self.logger.metrics(textstats.mean_metrics(stats), step)
+            logger.metrics(textstats.mean_metrics(stats), step)
         # One table across steps (MLflow appends), so the UI shows runs' samples side by side.
-        logger = self.logger
         table = names.ARTIFACT_BEST_SAMPLE_TABLE if best else names.ARTIFACT_SAMPLE_TABLE
         logger.call(lambda: logger.client.log_table(logger.run_id, rows, table))
         return out

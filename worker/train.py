@@ -170,7 +170,7 @@ class Trainer:
         self.test_windows = self._to_device(
             eval_windows(corpus.split("test"), seq, batch, spec.run.eval_batches)
         )
-        self.sampler = Sampler(spec.sample, corpus, self.train_ids, device, logger)
+        self.sampler = Sampler(spec.sample, corpus, self.train_ids, device)
         self.step = 0
         self.elapsed_before = 0.0
         self.best = BestTracker(spec.optim.min_delta, resume)
@@ -201,7 +201,7 @@ class Trainer:
         started = self._started = time.monotonic()
         if self.step == 0:
             self._evaluate(0)
-            self.sampler.log_reference()
+            self.sampler.log_reference(self.logger)
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0
         window_start, window_step = time.monotonic(), self.step
@@ -266,7 +266,7 @@ class Trainer:
                     stopped_early = True
                     break  # and end as at max_steps: this step is evaluated once, not twice
             if step % spec.run.sample_every == 0 and not last:
-                self.sampler.sample(self.model, step)
+                self.sampler.sample(self.model, step, self.logger)
             if ckpt_now and not last:
                 self._checkpoint(
                     names.checkpoint_dir_name(step),
@@ -286,7 +286,8 @@ class Trainer:
         # Stopped right after an evaluation (patience, a budget): it was the final one.
         evaluated = self.last_val_step == self.step
         final_val = self.last_val if evaluated else self._evaluate(self.step)
-        self.sampler.sample(self.model, self.step)  # artifacts; the result carries numbers
+        # Logged as artifacts; the result carries numbers only.
+        self.sampler.sample(self.model, self.step, self.logger)
         self._checkpoint(names.FINAL_CHECKPOINT, elapsed)
         test_loss = evaluate(self.model, self.test_windows, optim.batch_size)
         trained_chars = self.step * chars_per_step
@@ -322,7 +323,7 @@ class Trainer:
         self.best.save(self._write_best)
         self.model.load_state_dict(best.state)
         test_loss = evaluate(self.model, self.test_windows, self.spec.optim.batch_size)
-        self.sampler.sample(self.model, best.step, best=True)
+        self.sampler.sample(self.model, best.step, self.logger, best=True)
         return test_loss
 
     def _stop(self, reason: str, elapsed: float) -> None:

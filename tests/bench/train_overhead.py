@@ -384,7 +384,7 @@ class SeqqLoop:
             progress = display.make_progress(console)  # exactly the bar `seqq run` shows
             task = progress.add_task(self.spec.model.cell, total=target, stats="")
             trainer.reporter = display.ProgressReporter(progress, task)
-            trainer.logger = trainer.sampler.logger = RunLogger(self.client, self.run_id)
+            trainer.logger = RunLogger(self.client, self.run_id)
             progress.start()
             try:
                 start = time.perf_counter()
@@ -408,8 +408,8 @@ class SeqqLoop:
         start = time.perf_counter()
         evaluate(trainer.model, trainer.val_windows, self.spec.optim.batch_size)
         middle = time.perf_counter()
-        trainer.logger = trainer.sampler.logger = RunLogger(self.client, self.run_id)
-        trainer.sampler.sample(trainer.model, trainer.step)
+        trainer.logger = RunLogger(self.client, self.run_id)
+        trainer.sampler.sample(trainer.model, trainer.step, trainer.logger)
         end = time.perf_counter()
         trainer.logger.flush(timeout=300)
         ckpt_start = time.perf_counter()
