@@ -4,6 +4,8 @@ the seeds at equal wall time (`seqq compare --tune`, issue 12 item 2's benchmark
     .venv/bin/python tests/bench/tuned_compare.py [--json] [--markdown] [--quick]
         [--budget 20m] [--trials 8] [--seeds 2] [--models lstm,rnn] [--data PATH]
     .venv/bin/python tests/bench/tuned_compare.py --markdown-from docs/bench/tuned_compare.json
+    .venv/bin/python tests/bench/tuned_compare.py ... --raw out.json   # also keep compare's JSON
+    .venv/bin/python tests/bench/tuned_compare.py ... --from-raw out.json --json  # rebuild from it
 
 Runs `seqq compare --local --tune SPACE --budget B --seeds S` as a user would, on `--data`
 (default: the built-in corpus; the output names it by sha256), with the space below: every model
@@ -49,8 +51,6 @@ SAMPLE_BPC = "sample_ref_bpc"
 
 
 def measure(args: argparse.Namespace, budget: str, trials: int, seeds: int) -> dict[str, Any]:
-    from shared.spec import parse_duration
-
     corpus = common.describe_corpus(args.data)
     print(common.corpus_line(corpus), file=sys.stderr, flush=True)
     eval_every = 10 if args.quick else 50
@@ -64,10 +64,24 @@ def measure(args: argparse.Namespace, budget: str, trials: int, seeds: int) -> d
         if args.quick:
             argv += ["--hidden-size", "32", "--num-layers", "1", "--seq-len", "32"]
         print(f"running: {' '.join(argv)}", file=sys.stderr, flush=True)
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        # Progress goes straight to the terminal (an hour without a line is no way to watch a
+        # benchmark); the JSON is kept whole before anything reads it, so a fault in the
+        # summary below costs a re-read, not the hour (`--raw`).
+        done = subprocess.run(argv, stdout=subprocess.PIPE, text=True, env=env, check=False)
+        if args.raw is not None:
+            args.raw.write_text(done.stdout)
         if done.returncode != 0:
-            raise SystemExit(f"seqq compare --tune failed:\n{done.stderr[-3000:]}")
+            raise SystemExit(f"seqq compare --tune failed (exit {done.returncode}); see above")
         out = json.loads(done.stdout)
+    return result_of(out, corpus, args.quick, budget, seeds)
+
+
+def result_of(
+    out: dict[str, Any], corpus: dict[str, Any], quick: bool, budget: str, seeds: int
+) -> dict[str, Any]:
+    """The benchmark's result from `seqq compare --tune --json`'s output."""
+    from shared.spec import parse_duration
+
     tune = out["tune"]
     models = {}
     for model, record in tune["models"].items():
@@ -90,7 +104,7 @@ def measure(args: argparse.Namespace, budget: str, trials: int, seeds: int) -> d
         "bench": "tuned_compare",
         "corpus": {k: v for k, v in corpus.items() if k != "path"},
         "host": common.describe_host(),
-        "quick": bool(args.quick),
+        "quick": bool(quick),
         "budget_s": parse_duration(budget),
         "trial_budget_s": tune["trial_budget_s"],
         "trials": tune["trials"],
@@ -113,6 +127,17 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="trials per sweep (8)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per final spec (2)")
     parser.add_argument("--models", default="lstm,rnn")
+    parser.add_argument(
+        "--raw", type=Path, default=None, help="also save `seqq compare --json`'s output here"
+    )
+    parser.add_argument(
+        "--from-raw",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="build the result from a saved --raw output instead of measuring (same --budget, "
+        "--seeds, --data and --quick as the run that wrote it)",
+    )
     common.add_data_option(parser)
     common.add_output_options(parser)
     args = parser.parse_args()
@@ -121,7 +146,13 @@ def main() -> None:
     budget = args.budget or ("40s" if args.quick else "20m")
     trials = args.trials or (4 if args.quick else 8)
     seeds = args.seeds or 2
-    common.emit(measure(args, budget, trials, seeds), args)
+    if args.from_raw is not None:
+        out = json.loads(args.from_raw.read_text())
+        corpus = common.describe_corpus(args.data)
+        result = result_of(out, corpus, args.quick, budget, seeds)
+    else:
+        result = measure(args, budget, trials, seeds)
+    common.emit(result, args)
 
 
 if __name__ == "__main__":
