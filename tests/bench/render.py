@@ -549,7 +549,8 @@ def render_tuned_compare(r: dict[str, Any]) -> str:
         f"had {r['budget_s']:.0f} s of training time ({r['trial_budget_s']:.0f} s a trial); then "
         f"its default and its tuned spec trained {r['trial_budget_s']:.0f} s each over the same "
         f"{r['seeds']} seeds (mean ± std). Losses in nats/char; test is the best checkpoint's "
-        f"weights on the test split; judge bpc is the samples' bits/char under the order-5 "
+        f"weights on the test split; last 10% is validation and test together at those weights "
+        f"(nanoGPT's validation split); judge bpc is the samples' bits/char under the order-5 "
         f"n-gram judge fitted on the training split.{quick}\n"
     ]
     rows = []
@@ -560,12 +561,14 @@ def render_tuned_compare(r: dict[str, Any]) -> str:
                     f"{CELL_NAMES.get(model, model)} {variant}",
                     spread(f["best_val_loss"], 3),
                     spread(f["test_loss_best"], 3),
+                    spread(f.get("last10_loss_best"), 3),
                     spread(f["steps"], 0),
                     spread(f["chars_per_s"], 0),
                     spread(f.get("sample_ref_bpc"), 2),
                 ]
             )
-    header = ["model", "best val", "test (best weights)", "steps", "chars/s", "judge bpc"]
+    header = ["model", "best val", "test (best weights)", "last 10%", "steps", "chars/s"]
+    header.append("judge bpc")
     out.append(table(header, rows))
     fields = list(next(iter(r["models"].values()))["default_values"])
     value_rows = [

@@ -12,8 +12,9 @@ Runs `seqq compare --local --tune SPACE --budget B --seeds S` as a user would, o
 gets the same B seconds of sweep training time (B / trials per trial, ASHA pruning), then its
 default spec and its tuned spec train over the same S seeds for B / trials seconds each. Reported
 per model and variant, mean ± standard deviation over the seeds: the best validation loss, the
-test loss of the best checkpoint's weights (the held-out figure), steps, chars/s and the judge's
-bits/char on the samples; per model the values the sweep chose and how its trials ended.
+test loss of the best checkpoint's weights (the held-out figure), their mean (the loss on the
+text's last 10%, nanoGPT's validation split), steps, chars/s and the judge's bits/char on the
+samples; per model the values the sweep chose and how its trials ended.
 
 Run it alone: two torch processes on two cores slow each other many times over, and the runs
 are timed. A 20-minute budget with 8 trials and 2 seeds takes about 65 minutes here.
@@ -76,6 +77,19 @@ def measure(args: argparse.Namespace, budget: str, trials: int, seeds: int) -> d
     return result_of(out, corpus, args.quick, budget, seeds)
 
 
+def last10(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best weights' loss on the corpus's last 10% over the runs (mean, std, extremes): the
+    validation and test splits are its two equal halves (the default split), so their mean is
+    that loss, the figure nanoGPT reports as its validation loss."""
+    from dataclasses import asdict
+
+    from scheduler.result import Spread
+
+    pairs = [(run.get("best_val_loss"), run.get("test_loss_best")) for run in runs]
+    values = [(v + t) / 2 for v, t in pairs if v is not None and t is not None]
+    return asdict(Spread.of(values)) if values else None
+
+
 def result_of(
     out: dict[str, Any], corpus: dict[str, Any], quick: bool, budget: str, seeds: int
 ) -> dict[str, Any]:
@@ -92,6 +106,8 @@ def result_of(
                 continue
             figures = {figure: summary[figure] for figure in FIGURES}
             figures[SAMPLE_BPC] = summary["text_quality"].get(SAMPLE_BPC)
+            runs = [run for run in out["runs"] if run["model"] == f"{model} {variant}"]
+            figures["last10_loss_best"] = last10(runs)
             variants[variant] = figures
         models[model] = {
             "variants": variants,
