@@ -144,8 +144,9 @@ class Worker:
     ) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
+        self.argv = [*(prefix or []), *(command or [SEQQ, "worker"]), *(args or [])]
         self.proc = subprocess.Popen(
-            [*(prefix or []), *(command or [SEQQ, "worker"]), *(args or [])],
+            self.argv,
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from shared import names
 from shared.errors import (
@@ -112,8 +113,9 @@ def lr_at(optim: OptimSpec, step: int, progress: float) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: CharRNN, windows: torch.Tensor, batch_size: int) -> float:
-    """Mean next-character loss in nats over fixed windows, in fp32 and eval mode."""
+def evaluate(model: nn.Module, windows: torch.Tensor, batch_size: int) -> float:
+    """Mean next-character loss in nats over fixed windows, in fp32 and eval mode: any module
+    mapping ids to (logits, state), a CharRNN or a benchmark's bare model."""
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=windows.device)

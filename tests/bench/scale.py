@@ -41,6 +41,7 @@ temp dir. The jobs train on `--data` (default: the built-in corpus), named in th
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -137,7 +138,7 @@ def run_batch(
     from shared.state import TERMINAL
 
     for w in workers:  # idle means idle: no job, and the pool process has finished starting
-        wait_until(lambda w=w: pool_ready(w), 120, "an idle pool process")
+        wait_until(functools.partial(pool_ready, w), 120, "an idle pool process")
     started = time.time()
     # Submitted in this process through seqq's own submit (what `seqq submit` calls, ~60 ms a
     # job here): a CLI process per job would cost ~2 s of start-up each, longer than a job.
@@ -161,10 +162,14 @@ def run_batch(
     return max(r.info.end_time for r in done) / 1000 - started, jobs
 
 
+def run_finished(client: Any, run_id: str) -> bool:
+    return bool(client.get_run(run_id).info.status == "FINISHED")
+
+
 def pool_ready(worker: Worker) -> bool:
     """Every pool process of the worker has finished starting (each logs so) and none has a
     job; `--cpus N` starts N of them."""
-    argv = [str(a) for a in worker.proc.args]
+    argv = worker.argv
     pools = int(argv[argv.index("--cpus") + 1]) if "--cpus" in argv else 1
     log_text = worker.log()
     busy = log_text.count(" received") > log_text.count(" succeeded in ")
@@ -334,7 +339,7 @@ def main() -> None:
                 # the CLI path end to end: `seqq submit` to an idle worker
                 job = seqq_json(["submit", "--spec", str(spec_file)], env)["job_id"]
                 wait_until(
-                    lambda j=job: client.get_run(j).info.status == "FINISHED", 600, "the job", 1.0
+                    functools.partial(run_finished, client, job), 600, "the job", interval=1.0
                 )
                 latencies.append(client.get_metric_history(job, "submit_to_first_step_s")[0].value)
             log(f"submit -> first step: median {statistics.median(latencies):.2f}s ({latencies})")

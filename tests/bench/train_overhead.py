@@ -364,7 +364,9 @@ class SeqqLoop:
         model = CharRNN.from_spec(spec.model, corpus.vocab.size)
         # The logger and the reporter are made per segment, in run().
         self.trainer = Trainer(
-            spec, corpus, model, device, self.precision, None, None,
+            spec, corpus, model, device, self.precision,
+            None,  # type: ignore[arg-type]  # the logger: set per segment, in run()
+            None,  # type: ignore[arg-type]  # the reporter: likewise
             tmp / "checkpoints" / self.run_id,
         )  # fmt: skip
 
@@ -504,8 +506,8 @@ def measure(plan: Plan, redos: int, data: str, say: Any) -> dict[str, Any]:
             for cell in CELLS
             for name, prec in (("seqq_fp32", "fp32"), ("seqq_default", "auto"))
         }
-        for loop in seqq.values():  # warm-up: step-0 evaluation, first steps, the tail
-            loop.run(WARMUP_STEPS)
+        for seqq_loop in seqq.values():  # warm-up: step-0 evaluation, first steps, the tail
+            seqq_loop.run(WARMUP_STEPS)
 
         stats = {(cell, name): LoopStats() for cell in CELLS for name in LOOPS}
         chars = plan.steps * plan.batch * plan.seq
@@ -617,8 +619,8 @@ def measure(plan: Plan, redos: int, data: str, say: Any) -> dict[str, Any]:
                 "cudnn": torch.backends.cudnn.version(),
                 "cudnn_benchmark": torch.backends.cudnn.benchmark,
             }
-        for loop in seqq.values():
-            client.set_terminated(loop.run_id, "FINISHED")
+        for seqq_loop in seqq.values():
+            client.set_terminated(seqq_loop.run_id, "FINISHED")
         return {
             "bench": "train_overhead",
             "device": plan.device,
