@@ -124,6 +124,10 @@ def plan_tune(
         mapping = json.loads(json.dumps(raw, default=str))  # a deep copy the flags may write into
         for dotted, value in {**overrides, "model.cell": model}.items():
             set_dotted(mapping, dotted, value)
+        # The default spec is one of the trials, so the tuned spec is never chosen over it
+        # without beating it at the same trial budget (unless the file says try_base: false).
+        if isinstance(mapping.get("sweep"), dict | None):
+            mapping["sweep"] = {"try_base": True, **(mapping.get("sweep") or {})}
         set_dotted(mapping, "optim.time_budget", budget_s)  # replaced by the trial budget below
         set_dotted(mapping, "optim.max_steps", UNCAPPED_STEPS)
         try:

@@ -229,6 +229,7 @@ def _row(trial: FrozenTrial, run: Any | None) -> dict[str, Any]:
         "pruned_step": _int(tags.get(names.TAG_TRIAL_PRUNED_STEP)),
         "run_id": trial.user_attrs.get(names.TRIAL_ATTR_RUN_ID),
         "error": trial.user_attrs.get(names.TRIAL_ATTR_ERROR),
+        "base": bool(trial.user_attrs.get(names.TRIAL_ATTR_BASE)),
     }
 
 

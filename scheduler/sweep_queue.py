@@ -160,7 +160,8 @@ def _advance(
     dispatch = opened.study.user_attrs[names.STUDY_ATTR_DISPATCH]
     cancelled = bool(conn.exists(names.cancel_key(sweep_id)))
     in_flight = 0
-    trials = opened.study.get_trials(deepcopy=False)
+    # A WAITING trial (the base, with try_base) is not asked yet: the next `ask` takes it.
+    trials = [t for t in opened.study.get_trials(deepcopy=False) if t.state.name != "WAITING"]
     for trial in trials:
         if trial_state(trial) == TrialState.RUNNING and _keep_going(
             opened, trial, dispatch, settings, client, app, cancelled

@@ -151,6 +151,7 @@ BEST_CHECKPOINT = "best"  # the weights of the lowest validation loss (overwritt
 STUDY_ATTR_SWEEP = "seqq.sweep"  # the sweep file (base spec, space, settings) as JSON
 TRIAL_ATTR_RUN_ID = "seqq.run_id"  # the trial's MLflow run (= job id), set when it starts
 TRIAL_ATTR_ERROR = "seqq.error"  # why a FAILED trial failed
+TRIAL_ATTR_BASE = "seqq.base"  # the trial that trains the base spec's own values (try_base)
 TRIAL_ATTR_SENT = "seqq.sent"  # a queue sweep's trial: its job was handed to the broker
 STUDY_ATTR_DISPATCH = "seqq.dispatch"  # a queue sweep: queue, parallel, dataset, register
 

@@ -76,6 +76,14 @@ class FloatRange(_Frozen):
         """The values whose acceptance by the spec vouches for every value drawn."""
         return self.bounds
 
+    def contains(self, value: Any) -> bool:
+        """Whether the range can draw `value` (on its grid, when stepped)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        low, high = self.bounds
+        on_grid = self.step is None or _steps_fit(low, value, self.step)
+        return low <= value <= high and on_grid
+
     def suggest(self, trial: BaseTrial, name: str) -> float:
         return trial.suggest_float(name, *self.bounds, step=self.step)
 
@@ -110,6 +118,12 @@ class LogRange(_Frozen):
     def edges(self) -> tuple[Scalar, ...]:
         """The values whose acceptance by the spec vouches for every value drawn."""
         return self.bounds
+
+    def contains(self, value: Any) -> bool:
+        """Whether the range can draw `value`."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return self.bounds[0] <= value <= self.bounds[1]
 
     def suggest(self, trial: BaseTrial, name: str) -> float:
         return trial.suggest_float(name, *self.bounds, log=True)
@@ -146,6 +160,13 @@ class IntRange(_Frozen):
     def edges(self) -> tuple[Scalar, ...]:
         """The values whose acceptance by the spec vouches for every value drawn."""
         return self.bounds
+
+    def contains(self, value: Any) -> bool:
+        """Whether the range can draw `value` (an integer on its step)."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        low, high = self.bounds
+        return low <= value <= high and (value - low) % self.step == 0
 
     def suggest(self, trial: BaseTrial, name: str) -> int:
         return trial.suggest_int(name, *self.bounds, step=self.step, log=self.log)
@@ -187,6 +208,10 @@ class Choice(_Frozen):
     def edges(self) -> tuple[Scalar, ...]:
         """The values whose acceptance by the spec vouches for every value drawn."""
         return self.values
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one of the choices (of the same type: 1 is not True)."""
+        return any(type(value) is type(choice) and value == choice for choice in self.values)
 
     def suggest(self, trial: BaseTrial, name: str) -> Scalar:
         return trial.suggest_categorical(name, self.values)
@@ -239,6 +264,12 @@ class SweepSettings(_Frozen):
     )
     metric: Metric = Field(
         "val_loss", description="What the study minimises: validation loss, the only one for now."
+    )
+    try_base: bool = Field(
+        False,
+        description="Trial 0 trains the base spec's own values of the searched fields (when the "
+        "space can draw them all; not with grid), so the best is never worse than the base at "
+        "the sweep's trial budget. `seqq compare --tune` turns it on.",
     )
     seed: int | None = Field(0, ge=0, description="Sampler seed; none = a fresh draw each sweep.")
 
@@ -393,6 +424,21 @@ def load_sweep_file(path: Path) -> SweepFile:
 def suggest(trial: BaseTrial, space: Space) -> dict[str, Any]:
     """One drawn value per dotted field, asked of an Optuna trial (the dotted name is the param)."""
     return {dotted: dimension.suggest(trial, dotted) for dotted, dimension in space.items()}
+
+
+def base_values(sweep: SweepFile) -> dict[str, Scalar] | None:
+    """The base spec's own value of every searched field, or None when the space cannot draw
+    one of them (the base is then no trial of this sweep)."""
+    raw: Any = sweep.base.model_dump(mode="json")
+    values: dict[str, Scalar] = {}
+    for dotted, dimension in sweep.space.items():
+        value = raw
+        for part in dotted.split("."):
+            value = value[part]
+        if not dimension.contains(value):
+            return None
+        values[dotted] = value
+    return values
 
 
 def distributions(space: Space) -> dict[str, BaseDistribution]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from shared import names
 from shared.errors import SweepNotFoundError
 from shared.settings import Settings
-from shared.space import Choice, SweepFile, grid, parse_sweep
+from shared.space import Choice, SweepFile, base_values, grid, parse_sweep
 from shared.spec import StudyStorage
 from shared.state import TrialState
 
@@ -161,6 +161,9 @@ def create_study(
         pruner=pruner(sweep),
     )
     study.set_user_attr(names.STUDY_ATTR_SWEEP, sweep_record(sweep))
+    base = base_values(sweep) if sweep.sweep.try_base and sweep.sweep.sampler != "grid" else None
+    if base is not None:  # the first `ask` takes it, in whichever process asks first
+        study.enqueue_trial(base, user_attrs={names.TRIAL_ATTR_BASE: True})
     return OpenStudy(study, storage, sweep)
 
 
@@ -190,7 +193,8 @@ def trial_id(opened: OpenStudy, number: int) -> int:
 
 
 def trial_state(trial: FrozenTrial) -> TrialState:
-    """seqq's name for an Optuna trial's state (WAITING, never used by seqq, reads RUNNING)."""
+    """seqq's name for an Optuna trial's state (WAITING, the base trial of `try_base` before
+    the first `ask` takes it, reads RUNNING)."""
     name = trial.state.name
     if name == "FAIL":
         return TrialState.FAILED

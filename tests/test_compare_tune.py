@@ -204,3 +204,11 @@ def test_ctrl_c_during_the_sweeps_ends_the_parent_killed(settings: Settings, cor
     (experiment,) = [e for e in client.search_experiments() if e.name == "tune"]
     (parent,) = client.search_runs([experiment.experiment_id])
     assert parent.info.status == "KILLED"
+
+
+def test_tune_tries_each_models_default_first_unless_the_file_says_not_to() -> None:
+    plan = ct.plan_tune(_raw(), {}, ["lstm", "rnn"], "20m", 1)
+    assert all(plan.sweeps[m].sweep.try_base for m in ("lstm", "rnn"))
+    raw = _raw()
+    raw["sweep"] = {**raw["sweep"], "try_base": False}
+    assert not ct.plan_tune(raw, {}, ["lstm"], "20m", 1).sweeps["lstm"].sweep.try_base

@@ -21,6 +21,7 @@ from shared.space import (
     LogRange,
     SweepFile,
     SweepSettings,
+    base_values,
     distributions,
     grid,
     load_sweep_file,
@@ -306,3 +307,35 @@ def test_a_trial_spec_carries_the_reference_to_its_study_trial():
     ref = TrialRef(sweep="s", number=2, storage="file")
     spec = trial_spec(base, {"optim.lr": 0.01}, ref)
     assert spec.trial == ref and spec.optim.lr == 0.01 and base.trial is None
+
+
+@pytest.mark.parametrize(
+    ("dimension", "inside", "outside"),
+    [
+        (
+            FloatRange.model_validate({"range": [0.0, 0.5]}),
+            [0.0, 0.25, 0.5, 0],
+            [0.51, -0.1, "0.1"],
+        ),
+        (FloatRange.model_validate({"range": [0.0, 0.5], "step": 0.25}), [0.25], [0.1, True]),
+        (LogRange.model_validate({"log": [1e-4, 1e-2]}), [1e-4, 3e-3, 1e-2], [1e-5, 0.02, None]),
+        (IntRange.model_validate({"int": [2, 10], "step": 2}), [2, 6, 10], [3, 12, 4.0, True]),
+        (Choice(values=(128, 256, "gru", True)), [128, "gru", True], [512, "lstm", 1, 128.5]),
+    ],
+)
+def test_a_dimension_contains_exactly_the_values_it_can_draw(dimension, inside, outside):
+    assert all(dimension.contains(v) for v in inside)
+    assert not any(dimension.contains(v) for v in outside)
+
+
+def test_base_values_are_the_bases_own_values_of_the_searched_fields_or_none_outside():
+    sweep = parse_sweep(
+        {
+            "model": {"hidden_size": 128},
+            "space": {"model.hidden_size": [128, 512], "optim.lr": {"log": [1e-4, 1e-2]}},
+        }
+    )
+    assert base_values(sweep) == {"model.hidden_size": 128, "optim.lr": TrainSpec().optim.lr}
+    outside = parse_sweep({"space": {"model.hidden_size": [128, 512]}})  # the default is 256
+    assert base_values(outside) is None
+    assert SweepSettings().try_base is False  # `seqq sweep` searches only; --tune turns it on

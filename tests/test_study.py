@@ -8,9 +8,11 @@ from typing import Any
 import optuna
 import pytest
 
+from shared import names
 from shared.errors import SweepNotFoundError
 from shared.settings import Settings
 from shared.space import SweepFile, distributions, parse_sweep
+from shared.spec import TrainSpec
 from shared.state import TrialState
 from shared.study import (
     create_study,
@@ -180,3 +182,43 @@ def test_sweeps_of_neighbouring_seeds_draw_different_trials(settings: Settings) 
     zero = _fresh_draws(settings, "seed-0", "random", 0)
     one = _fresh_draws(settings, "seed-1", "random", 1)
     assert not set(zero) & set(one)
+
+
+def test_try_base_makes_trial_0_the_base_spec_then_the_sampler_draws_as_without_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    space = {"optim.lr": {"log": [1e-4, 1e-2]}, "model.hidden_size": [16, 256]}
+
+    def first_three(try_base: bool, home: Path) -> list[optuna.trial.FrozenTrial]:
+        opened = create_study(
+            _sweep(space, seed=3, try_base=try_base), "s", "file", Settings(home=home)
+        )
+        for _ in range(3):
+            trial = opened.study.ask(distributions(opened.sweep.space))
+            tell(opened.study, trial.number, TrialState.COMPLETE, 1.0)
+        return opened.study.get_trials()
+
+    with_base = first_three(True, tmp_path / "a")
+    without = first_three(False, tmp_path / "b")
+    base = TrainSpec()
+    assert with_base[0].params == {"optim.lr": base.optim.lr, "model.hidden_size": 256}
+    assert with_base[0].user_attrs == {names.TRIAL_ATTR_BASE: True}
+    assert not any(names.TRIAL_ATTR_BASE in t.user_attrs for t in with_base[1:])
+    # The base takes a trial, not a draw: the sampler's first draws come after it unchanged.
+    assert [t.params for t in with_base[1:]] == [t.params for t in without[:2]]
+    assert not any(names.TRIAL_ATTR_BASE in t.user_attrs for t in without)
+
+
+@pytest.mark.parametrize(
+    ("space", "sampler"),
+    [
+        ({"optim.lr": {"log": [1e-2, 1e-1]}}, "tpe"),  # the default lr, 0.003, lies below it
+        ({"model.hidden_size": [16, 32]}, "random"),  # 256 is no choice
+        ({"model.hidden_size": [16, 256]}, "grid"),  # a grid visits every point anyway
+    ],
+)
+def test_try_base_adds_no_trial_when_the_space_cannot_draw_the_base_or_the_sampler_is_grid(
+    settings: Settings, space: dict[str, Any], sampler: str
+) -> None:
+    opened = create_study(_sweep(space, sampler=sampler, try_base=True), "s", "file", settings)
+    assert opened.study.get_trials() == []

@@ -29,16 +29,16 @@ sample: {{length: 20}}
 device: cpu
 space:
   {space}
-sweep: {{trials: {trials}, sampler: grid, pruner: asha, seed: 0}}
+sweep: {{trials: {trials}, sampler: {sampler}, pruner: asha, seed: 0}}
 """
 LR = "optim.lr: [3.0e-2, 1.0e-4]"
 
 
-def _space_file(tmp_path: Path, trials: int = 2, space: str = LR) -> Path:
+def _space_file(tmp_path: Path, trials: int = 2, space: str = LR, sampler: str = "grid") -> Path:
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("".join(f"{i % 7} little pigs went to market {i}.\n" for i in range(800)))
     path = tmp_path / "space.yaml"
-    path.write_text(SPACE.format(corpus=corpus, trials=trials, space=space))
+    path.write_text(SPACE.format(corpus=corpus, trials=trials, space=space, sampler=sampler))
     return path
 
 
@@ -75,8 +75,15 @@ def assert_nested(env: dict[str, str], out: dict[str, Any], models: list[str], t
         mine = [r for r in finals if r.data.tags[names.TAG_MODEL] == model]
         own = {r.info.run_name.rsplit("-", 1)[-1]: r for r in mine}  # compare-lstm-tuned
         default, tuned = own["default"].data.params, own["tuned"].data.params
-        assert {k for k, v in tuned.items() if default[k] != v} == {"optim.lr"}
+        assert {k for k, v in tuned.items() if default[k] != v} <= {"optim.lr"}
         assert float(tuned["optim.lr"]) == record["tuned_values"]["optim.lr"]
+        # The default spec was the sweep's first trial (try_base, on by default for --tune):
+        # the tuned spec had to beat it at the same trial budget to be chosen.
+        first = next(t for t in record["trials"] if t["number"] == 0)
+        assert first["base"] and first["values"] == {"optim.lr": float(default["optim.lr"])}
+        assert [t["number"] for t in record["trials"] if t["base"]] == [0]
+        if first["state"] == "COMPLETE" and record["best"]["number"] != 0:
+            assert record["best"]["value"] <= first["value"]
         for run in [*trial_runs, own["default"], own["tuned"]]:  # equal compute, run by run
             assert float(run.data.params["optim.time_budget"]) == budget / trials
     assert all(r.info.status == "FINISHED" for r in finals)
@@ -88,7 +95,8 @@ def test_a_tuned_comparison_on_the_queue_nests_a_sweep_per_model_and_the_final_r
 ) -> None:
     import redis
 
-    path = _space_file(tmp_path)
+    # Random over a range that holds the default lr, so the default is trial 0 of each sweep.
+    path = _space_file(tmp_path, space="optim.lr: {log: [1.0e-4, 3.0e-2]}", sampler="random")
     scheduler = Service([SEQQ, "scheduler"], tmp_path / "scheduler.log", env=env)
     worker = start_worker(env, tmp_path, args=("--cpus", "4"))  # every trial, run at once
     try:
