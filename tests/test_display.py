@@ -258,3 +258,21 @@ def test_workers_and_queue_show_whole_job_ids(width: int) -> None:
     assert_fits(lines, width)
     text = "\n".join(lines)
     assert all(job * 8 in text for job in ("3f2a", "9b1c", "0d0e")) and "7777" not in text
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_sweeps_table_marks_the_trial_that_trains_the_base_spec(width: int) -> None:
+    def row(number: int, state: str, lr: float, base: bool = False) -> dict[str, object]:
+        return {"number": number, "state": state, "values": {"optim.lr": lr}, "value": None,
+                "best_val_loss": 1.5, "steps": 300, "pruned_step": None, "run_id": "r" * 32,
+                "error": None, "base": base}  # fmt: skip
+
+    record = {
+        "sweep_id": "s" * 32, "status": "FINISHED", "trials_wanted": 2,
+        "counts": {"COMPLETE": 1, "PRUNED": 1}, "best": None, "url": URL,
+        "trials": [row(0, "COMPLETE", 0.003, base=True), row(1, "PRUNED", 0.02)],
+    }  # fmt: skip
+    lines = render(display.sweep_view(record), width)
+    assert_fits(lines, width, allowed_wider=URL)
+    marked = [line for line in lines if "(base)" in line]
+    assert len(marked) == 1 and marked[0].split()[0] == "0"

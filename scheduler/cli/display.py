@@ -337,7 +337,7 @@ def sweep_view(record: dict[str, Any]) -> Group:
     for row in record["trials"]:
         colour = colours.get(row["state"], "white")
         table.add_row(
-            str(row["number"]),
+            f"{row['number']} (base)" if row.get("base") else str(row["number"]),
             f"[{colour}]{row['state']}[/]",
             *(_value(row["values"].get(key)) for key in searched),
             fmt(row["best_val_loss"], 4),
