@@ -373,7 +373,8 @@ def test_the_tuned_comparison_table_shows_default_beside_tuned_and_the_values_ch
         },
     }
     text = render.markdown(result)
-    assert "| LSTM default | 1.500 ± 0.020 | 1.600 ± 0.020 | 400 ± 10 | 30,000 ± 500 |" in text
+    # A result saved before the last-10% figure draws "-" in its column.
+    assert "| LSTM default | 1.500 ± 0.020 | 1.600 ± 0.020 | - | 400 ± 10 | 30,000 ± 500 |" in text
     assert "| LSTM tuned | 1.400 ± 0.010 |" in text
     assert "| simple RNN default | 1.900 | 2.000 |" in text
     assert "simple RNN tuned" not in text
@@ -403,3 +404,71 @@ def test_a_replayed_pruner_loses_the_trial_that_starts_slow_and_ends_best():
     # Shuffled, trial 1 first is kept (first at its rung), then trial 0 is pruned: no gap.
     assert seqq["shuffled"]["orders"] == 2
     assert out["median 100"]["loss_gap"] == pytest.approx(0.0)  # median waits for 5 trials
+
+
+def test_the_tuned_comparisons_last_10_percent_is_each_runs_mean_of_val_and_test_over_seeds():
+    from tests.bench import tuned_compare
+
+    runs = [
+        {"best_val_loss": 1.4, "test_loss_best": 1.6},
+        {"best_val_loss": 1.2, "test_loss_best": 1.6},
+        {"best_val_loss": 1.3, "test_loss_best": None},  # failed before its test: left out
+    ]
+    spread = tuned_compare.last10(runs)
+    assert spread is not None and spread["n"] == 2
+    assert spread["mean"] == pytest.approx(1.45) and spread["min"] == pytest.approx(1.4)
+    assert tuned_compare.last10([]) is None
+
+
+def _defaults_check(spec: str, budget_s: float, best: float, final: float) -> dict[str, Any]:
+    def s(v: float) -> dict[str, Any]:
+        return {"mean": v, "std": None, "min": v, "max": v, "n": 1}
+
+    summary = {"steps": s(500.0), "best_val_loss": s(best), "best_step": s(400.0),
+               "final_val_loss": s(final), "end_gap": s(final - best),
+               "test_loss_best": s(best + 0.2), "test_loss": s(final + 0.2)}  # fmt: skip
+    return {"spec": spec, "budget_s": budget_s, "runs": [], "summary": summary}
+
+
+def test_the_defaults_table_shows_each_budget_with_how_far_the_end_is_above_the_best():
+    result = {
+        "bench": "defaults", "model": "lstm", "seeds": 1,
+        "host": {"cpu": "x", "usable_cores": 2, "python": "3.11", "torch": "2.13.0"},
+        "corpus": {"dataset": "t.txt", "name": "t", "sha256": "0" * 64, "chars": 10},
+        "sweep": {"trials": 8, "trial_budget_s": 600.0,
+                  "space": {"model.dropout": {"range": [0, 0.3]}}, "best_value": 1.4,
+                  "best_values": {"model.dropout": 0.2},
+                  "counts": {"RUNNING": 0, "COMPLETE": 2, "PRUNED": 6, "FAILED": 0}},
+        "candidates": {"default": {"model.dropout": 0.0}, "chosen": {"model.dropout": 0.2}},
+        "checks": [_defaults_check("default", 120.0, 1.6, 1.6),
+                   {**_defaults_check("default", 600.0, 1.45, 1.5), "source": "sweep trial 0"}],
+    }  # fmt: skip
+    text = render.markdown(result)
+    assert "8 trials of 10 min" in text and "2 complete, 6 pruned" in text
+    assert "| 2 min | default (dropout 0) | 500 | 1.600 (step 400) | 1.600 | 0.000 |" in text
+    assert (
+        "| 10 min (sweep trial 0) | default (dropout 0) | 500 | 1.450 (step 400) | 1.500 | 0.050 |"
+        in text
+    )
+
+
+def test_merging_defaults_checks_adds_new_budgets_and_replaces_a_remeasured_one():
+    from tests.bench import defaults
+
+    candidates = {"default": {"model.dropout": 0.0}, "chosen": {"model.dropout": 0.2}}
+    saved = {"candidates": candidates, "corpus": {"sha256": "a"}, "sweep": {"trials": 8},
+             "checks": [_defaults_check("default", 120.0, 1.6, 1.6),
+                        _defaults_check("chosen", 120.0, 1.7, 1.7)]}  # fmt: skip
+    new = {"candidates": candidates, "corpus": {"sha256": "a"}, "sweep": None,
+           "checks": [_defaults_check("chosen", 120.0, 1.5, 1.5),
+                      _defaults_check("default", 1800.0, 1.3, 1.4)]}  # fmt: skip
+    merged = defaults.merge(saved, new)
+    assert [(c["spec"], c["budget_s"]) for c in merged["checks"]] == [
+        ("default", 120.0),
+        ("chosen", 120.0),
+        ("default", 1800.0),
+    ]
+    assert merged["checks"][1]["summary"]["best_val_loss"]["mean"] == 1.5  # the new one
+    assert merged["sweep"] == {"trials": 8}
+    with pytest.raises(SystemExit, match="--merge"):
+        defaults.merge(saved, {**new, "corpus": {"sha256": "b"}})

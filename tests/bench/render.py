@@ -545,7 +545,8 @@ def _value(v: Any) -> str:
 def render_tuned_compare(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
     out = [
-        f"`seqq compare --local --tune`: each model's sweep ({r['trials']} trials, TPE, ASHA) "
+        f"`seqq compare --local --tune`: each model's sweep ({r['trials']} trials, TPE, ASHA"
+        f"{', its default spec as trial 0' if r.get('default_as_trial') else ''}) "
         f"had {r['budget_s']:.0f} s of training time ({r['trial_budget_s']:.0f} s a trial); then "
         f"its default and its tuned spec trained {r['trial_budget_s']:.0f} s each over the same "
         f"{r['seeds']} seeds (mean ± std). Losses in nats/char; test is the best checkpoint's "
@@ -597,7 +598,65 @@ def render_tuned_compare(r: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _values_text(values: dict[str, Any]) -> str:
+    return ", ".join(f"{field.split('.')[-1]} {_value(v)}" for field, v in values.items())
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
+
+
+def render_defaults(r: dict[str, Any]) -> str:
+    quick = " QUICK run: not a figure." if r.get("quick") else ""
+    model = CELL_NAMES.get(r["model"], r["model"])
+    sweep = r.get("sweep")
+    if sweep:
+        searched = "; ".join(f"{k}: {json.dumps(v)}" for k, v in sweep["space"].items())
+        counts = ", ".join(
+            f"{n} {state.lower()}" for state, n in (sweep["counts"] or {}).items() if n
+        )
+        origin = (
+            f"`seqq sweep --local` over the default {model} spec ({sweep['trials']} trials of "
+            f"{_minutes(sweep['trial_budget_s'])}, TPE, ASHA, today's default as trial 0; "
+            f"{counts}) searched {searched}; its best trial (best validation loss "
+            f"{sweep['best_value']:.3f}) "
+            + ("was today's default." if sweep.get("best_is_base") else "chose the values below.")
+        )
+    else:
+        origin = "The chosen values were given (`--values`), not searched."
+    seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
+    out = [
+        f"{origin} Then today's default and the chosen values trained at each budget "
+        f"(`seqq compare --local`, {seeds}; mean ± std over seeds). End - best is the final "
+        f"validation loss minus the best one: above zero, the run ends worse than its best. "
+        f"Last 10% is validation and test together (nanoGPT's validation split). "
+        f"Losses in nats/char.{quick}\n"
+    ]
+    names = {name: _values_text(values) for name, values in r["candidates"].items()}
+    rows = []
+    for c in r["checks"]:
+        f = c["summary"]
+        rows.append(
+            [
+                _minutes(c["budget_s"]) + (f" ({c['source']})" if c.get("source") else ""),
+                f"{c['spec']} ({names[c['spec']]})",
+                spread(f["steps"], 0),
+                f"{spread(f['best_val_loss'], 3)} (step {spread(f['best_step'], 0)})",
+                spread(f["final_val_loss"], 3),
+                spread(f["end_gap"], 3),
+                spread(f["test_loss_best"], 3),
+                spread(f["test_loss"], 3),
+                spread(f.get("last10_loss_best"), 3),
+            ]
+        )
+    header = ["budget", "spec", "steps", "best val", "final val", "end - best"]
+    header += ["test (best weights)", "test (final weights)", "last 10% (best weights)"]
+    out.append(table(header, rows))
+    return "".join(out)
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "defaults": render_defaults,
     "sweep": render_sweep,
     "tuned_compare": render_tuned_compare,
     "train_overhead": render_train_overhead,

@@ -125,6 +125,10 @@ def result_of(
         "trial_budget_s": tune["trial_budget_s"],
         "trials": tune["trials"],
         "seeds": seeds,
+        # Whether each sweep's trial 0 was the model's default spec (try_base, since it exists).
+        "default_as_trial": any(
+            row.get("base") for record in tune["models"].values() for row in record["trials"]
+        ),
         "space": SPACE.format(eval_every=0, trials=0)
         .split("space:\n")[1]
         .split("sweep:")[0]
