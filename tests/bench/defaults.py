@@ -109,11 +109,11 @@ def run_sweep(
     # At the trial budget the check is the sweep itself: its base trial is today's default and
     # its best trial the chosen values, each a whole run of that budget at the first seed.
     rows = {row["number"]: row for row in record["trials"]}
-    base = next((row for row in record["trials"] if row.get("base")), None)
-    best_is_base = base is not None and base["number"] == best["number"]
-    pairs = [("default", base)] + ([] if best_is_base else [("chosen", rows[best["number"]])])
+    base_row: dict[str, Any] | None = next((r for r in record["trials"] if r.get("base")), None)
+    best_is_base = base_row is not None and base_row["number"] == best["number"]
+    pairs = [("default", base_row)] + ([] if best_is_base else [("chosen", rows[best["number"]])])
     trial_checks = [
-        figures_check(home, name, [row["run_id"]], parse_duration(args.trial_budget))
+        figures_check(home, name, [row["run_id"]], seconds(args.trial_budget))
         | {"source": f"sweep trial {row['number']}"}
         for name, row in pairs
         if row is not None and row["state"] == "COMPLETE"
@@ -128,6 +128,16 @@ def run_sweep(
         "counts": record.get("counts"),
         "checks": trial_checks,
     }
+
+
+def seconds(duration: str) -> float:
+    """A duration flag ('10m') in seconds."""
+    from shared.spec import parse_duration
+
+    value = parse_duration(duration)
+    if value is None:
+        raise SystemExit(f"not a duration: {duration!r}")
+    return value
 
 
 def figures_check(home: Path, name: str, run_ids: list[str], budget_s: float) -> dict[str, Any]:
@@ -165,7 +175,6 @@ def check(
 ) -> dict[str, Any]:
     """Part 2, one cell: `values` over the default spec, trained `budget` over the seeds, set as
     the sweep's trials are (no samples or checkpoints but the final and best ones)."""
-    from shared.spec import parse_duration
 
     spec = (dict(QUICK_SPEC) if args.quick else {}) | values
     spec |= {"run.sample_every": 1_000_000, "run.checkpoint_every": 1_000_000}
@@ -176,7 +185,7 @@ def check(
     argv += ["--eval-every", str(20 if args.quick else 100), "--experiment", "defaults", "--json"]
     out = seqq_json(argv, env)
     run_ids = [run["job_id"] for run in out["runs"]]
-    return figures_check(home, name, run_ids, parse_duration(budget))
+    return figures_check(home, name, run_ids, seconds(budget))
 
 
 def default_values(fields: list[str], quick: bool) -> dict[str, Any]:
