@@ -225,6 +225,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for name, values in (("default", current), ("chosen", chosen))
             if (name, parse_duration(budget)) not in done
             and not (name == "chosen" and chosen == current)  # the default won: one spec
+            and name in args.specs.split(",")
         ]
         checks.sort(key=lambda c: (c["budget_s"], c["spec"] != "default"))
     return {
@@ -250,6 +251,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="sweep trials (12)")
     parser.add_argument("--budgets", default=None, help="check budgets (2m,10m,30m)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per checked spec (1)")
+    parser.add_argument(
+        "--specs",
+        default="default,chosen",
+        help="which specs the budget checks train: default, chosen or both (default both)",
+    )
     parser.add_argument(
         "--merge",
         type=Path,
