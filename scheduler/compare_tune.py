@@ -39,7 +39,7 @@ from shared import names
 from shared.errors import SpecError
 from shared.settings import Settings
 from shared.space import SweepFile, parse_sweep, trial_spec
-from shared.spec import UNCAPPED_STEPS, TrainSpec, parse_duration, set_dotted
+from shared.spec import UNCAPPED_STEPS, TrainSpec, get_dotted, parse_duration, set_dotted
 from shared.state import JobState
 from shared.study import sweep_record, trial_count
 
@@ -187,13 +187,6 @@ def final_specs(plan: TunePlan, chosen: dict[str, dict[str, Any] | None]) -> dic
     return specs
 
 
-def _dotted(spec: TrainSpec, dotted: str) -> Any:
-    value: Any = spec.model_dump(mode="json")
-    for part in dotted.split("."):
-        value = value[part]
-    return value
-
-
 @dataclass
 class TunedComparison:
     """What `seqq compare --tune` shows: the final runs (a column per model and variant), each
@@ -225,7 +218,7 @@ class TunedComparison:
                 "trials_wanted": record["trials_wanted"],
                 "counts": record["counts"],
                 "best": record["best"],
-                "default_values": {d: _dotted(default, d) for d in plan.searched},
+                "default_values": {d: get_dotted(default, d) for d in plan.searched},
                 "tuned_values": self.chosen(model),
                 "url": record.get("url"),
                 "trials": record["trials"],
@@ -249,7 +242,7 @@ class TunedComparison:
         for dotted in self.plan.searched:
             cells = []
             for model in self.plan.models:
-                default = _dotted(self.plan.default_spec(model, self.plan.seeds[0]), dotted)
+                default = get_dotted(self.plan.default_spec(model, self.plan.seeds[0]), dotted)
                 chosen = self.chosen(model)
                 tuned = _short(chosen[dotted]) if chosen else "-"
                 cells.append(f"{_short(default)} -> {tuned}")

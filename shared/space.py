@@ -33,6 +33,7 @@ from shared.spec import (
     TrainSpec,
     TrialRef,
     build_spec,
+    get_dotted,
     load_spec_file,
     set_dotted,
     validation_problems,
@@ -429,12 +430,9 @@ def suggest(trial: BaseTrial, space: Space) -> dict[str, Any]:
 def base_values(sweep: SweepFile) -> dict[str, Scalar] | None:
     """The base spec's own value of every searched field, or None when the space cannot draw
     one of them (the base is then no trial of this sweep)."""
-    raw: Any = sweep.base.model_dump(mode="json")
     values: dict[str, Scalar] = {}
     for dotted, dimension in sweep.space.items():
-        value = raw
-        for part in dotted.split("."):
-            value = value[part]
+        value = get_dotted(sweep.base, dotted)
         if not dimension.contains(value):
             return None
         values[dotted] = value

@@ -295,6 +295,14 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     return raw
 
 
+def get_dotted(spec: BaseModel, dotted: str) -> Any:
+    """The value of a dotted field (`model.dropout`) of a spec, as JSON would carry it."""
+    value: Any = spec.model_dump(mode="json")
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
 def set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
     """Set `a.b` in a nested dict, creating groups on the way (for flag overrides)."""
     *groups, leaf = dotted.split(".")

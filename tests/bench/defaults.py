@@ -55,10 +55,11 @@ QUICK_SPACE = {**SPACE, "model.hidden_size": [16, 32]}
 
 def nest(dotted: dict[str, Any]) -> dict[str, Any]:
     """{"model.dropout": 0.1} -> {"model": {"dropout": 0.1}}: a spec file's groups."""
+    from shared.spec import set_dotted
+
     out: dict[str, Any] = {}
     for key, value in dotted.items():
-        group, leaf = key.split(".", 1)
-        out.setdefault(group, {})[leaf] = value
+        set_dotted(out, key, value)
     return out
 
 
@@ -190,16 +191,10 @@ def check(
 
 def default_values(fields: list[str], quick: bool) -> dict[str, Any]:
     """Today's default of each searched field, read from the spec itself (--quick's own size)."""
-    from shared.spec import TrainSpec
+    from shared.spec import TrainSpec, get_dotted
 
-    spec = TrainSpec().model_dump()
-    out = {}
-    for dotted in fields:
-        group, leaf = dotted.split(".", 1)
-        out[dotted] = spec[group][leaf]
-        if quick and dotted in QUICK_SPEC:
-            out[dotted] = QUICK_SPEC[dotted]
-    return out
+    spec = TrainSpec()
+    return {d: QUICK_SPEC[d] if quick and d in QUICK_SPEC else get_dotted(spec, d) for d in fields}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
