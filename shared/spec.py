@@ -49,8 +49,10 @@ class ModelSpec(_Group):
     )
     hidden_size: int = Field(256, ge=1, le=8192, description="Hidden units per recurrent layer.")
     num_layers: int = Field(2, ge=1, le=16, description="Number of stacked recurrent layers.")
+    # Chosen to hold from 2- to 30-minute runs on a 2-core machine (docs/PERFORMANCE.md,
+    # "Choosing the default spec"): with no dropout a 30-minute run overfits a 1 MB corpus.
     dropout: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Dropout between recurrent layers and before the head."
+        0.3, ge=0.0, lt=1.0, description="Dropout between recurrent layers and before the head."
     )
 
 
@@ -119,7 +121,7 @@ class OptimSpec(_Group):
         description="Wall-clock training budget ('10m'); stops early and shapes the schedule.",
     )
     grad_clip: float = Field(1.0, ge=0.0, description="Max global gradient norm; 0 = no clipping.")
-    weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW decoupled weight decay.")
+    weight_decay: float = Field(0.1, ge=0.0, le=1.0, description="AdamW decoupled weight decay.")
     warmup_steps: int = Field(50, ge=0, description="Steps of linear learning-rate warm-up.")
     schedule: Literal["cosine", "constant"] = Field(
         "cosine", description="Learning-rate decay after warm-up."

@@ -452,6 +452,21 @@ def test_the_defaults_table_shows_each_budget_with_how_far_the_end_is_above_the_
     )
 
 
+def test_a_defaults_candidate_given_with_values_is_labelled_a_candidate_not_a_choice():
+    result = {
+        "bench": "defaults", "model": "lstm", "seeds": 1, "sweep": None,
+        "host": {"cpu": "x", "usable_cores": 2, "python": "3.11", "torch": "2.13.0"},
+        "corpus": {"dataset": "t.txt", "name": "t", "sha256": "0" * 64, "chars": 10},
+        "candidates": {"default": {"model.dropout": 0.0}, "chosen": {"model.dropout": 0.3}},
+        "checks": [_defaults_check("default", 1800.0, 1.45, 1.65),
+                   _defaults_check("chosen", 1800.0, 1.40, 1.40)],
+    }  # fmt: skip
+    text = render.markdown(result)
+    assert "given (`--values`), not searched" in text and "chosen" not in text
+    assert "| 30 min | default (dropout 0) | 500 | 1.450 (step 400) | 1.650 | 0.200 |" in text
+    assert "| 30 min | candidate (dropout 0.3) | 500 | 1.400 (step 400) | 1.400 | 0.000 |" in text
+
+
 def test_merging_defaults_checks_adds_new_budgets_and_replaces_a_remeasured_one():
     from tests.bench import defaults
 

@@ -64,6 +64,7 @@ FLAGS = [
     "--seq-len",
     "--batch-size",
     "--lr",
+    "--weight-decay",
     "--max-steps",
     "--time-budget",
     "--seed",

@@ -35,6 +35,7 @@ SPEC_FLAGS: list[tuple[str, tuple[str, ...]]] = [
     ("data.seq_len", ("--seq-len",)),
     ("optim.batch_size", ("--batch-size",)),
     ("optim.lr", ("--lr",)),
+    ("optim.weight_decay", ("--weight-decay",)),
     ("optim.max_steps", ("--max-steps",)),
     ("optim.time_budget", ("--time-budget",)),
     ("optim.patience", ("--patience",)),

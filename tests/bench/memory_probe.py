@@ -63,6 +63,12 @@ def compare_argv(lag: int, models: str, seeds: int, budget: str) -> list[str]:
         "32",
         "--lr",
         "0.003",
+        # No regularisation: the copy stream never repeats, so there is nothing to overfit,
+        # and dropout or a stronger weight decay would only blur what the cells can remember.
+        "--dropout",
+        "0",
+        "--weight-decay",
+        "0.01",
         "--time-budget",
         budget,
         "--max-steps",

@@ -610,6 +610,7 @@ def render_defaults(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
     model = CELL_NAMES.get(r["model"], r["model"])
     sweep = r.get("sweep")
+    label = "chosen" if sweep else "candidate"  # searched, or given with --values
     if sweep:
         searched = "; ".join(f"{k}: {json.dumps(v)}" for k, v in sweep["space"].items())
         counts = ", ".join(
@@ -617,29 +618,30 @@ def render_defaults(r: dict[str, Any]) -> str:
         )
         origin = (
             f"`seqq sweep --local` over the default {model} spec ({sweep['trials']} trials of "
-            f"{_minutes(sweep['trial_budget_s'])}, TPE, ASHA, today's default as trial 0; "
+            f"{_minutes(sweep['trial_budget_s'])}, TPE, ASHA, the default of the day as trial 0; "
             f"{counts}) searched {searched}; its best trial (best validation loss "
             f"{sweep['best_value']:.3f}) "
-            + ("was today's default." if sweep.get("best_is_base") else "chose the values below.")
+            + ("was the default." if sweep.get("best_is_base") else "chose the values below.")
         )
     else:
-        origin = "The chosen values were given (`--values`), not searched."
+        origin = "The candidate values were given (`--values`), not searched."
     seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
     out = [
-        f"{origin} Then today's default and the chosen values trained at each budget "
+        f"{origin} Then the default of the day and the {label} values trained at each budget "
         f"(`seqq compare --local`, {seeds}; mean ± std over seeds). End - best is the final "
         f"validation loss minus the best one: above zero, the run ends worse than its best. "
         f"Last 10% is validation and test together (nanoGPT's validation split). "
         f"Losses in nats/char.{quick}\n"
     ]
     names = {name: _values_text(values) for name, values in r["candidates"].items()}
+    shown = {"default": "default", "chosen": label}
     rows = []
     for c in r["checks"]:
         f = c["summary"]
         rows.append(
             [
                 _minutes(c["budget_s"]) + (f" ({c['source']})" if c.get("source") else ""),
-                f"{c['spec']} ({names[c['spec']]})",
+                f"{shown[c['spec']]} ({names[c['spec']]})",
                 spread(f["steps"], 0),
                 f"{spread(f['best_val_loss'], 3)} (step {spread(f['best_step'], 0)})",
                 spread(f["final_val_loss"], 3),
