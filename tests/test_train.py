@@ -147,10 +147,17 @@ def test_resolve_device_refuses_cuda_on_a_machine_without_it():
 # pairs. A model first learns the letters (validation improves), then the training pairs
 # (validation worsens): the best validation loss comes early (step 10 of 40), not at the end.
 OVERFITTING_TEXT = "the cat sat on the mat. " * 180 + "eht tac tas no eht .tam " * 20
+# Unregularised, so that it overfits as described, whatever the spec's defaults.
 RUN: dict[str, Any] = {
-    "model": {"hidden_size": 32, "num_layers": 1, "embedding_dim": 8},
+    "model": {"hidden_size": 32, "num_layers": 1, "embedding_dim": 8, "dropout": 0.0},
     "data": {"seq_len": 16},
-    "optim": {"batch_size": 8, "max_steps": 40, "warmup_steps": 0, "lr": 0.005},
+    "optim": {
+        "batch_size": 8,
+        "max_steps": 40,
+        "warmup_steps": 0,
+        "lr": 0.005,
+        "weight_decay": 0.01,
+    },
     "run": {"eval_every": 5, "eval_batches": 2, "sample_every": 1000, "checkpoint_every": 1000},
     "sample": {"length": 10},
     "device": "cpu",
