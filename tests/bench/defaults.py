@@ -77,13 +77,11 @@ def run_sweep(
     home: Path, env: dict[str, str], args: argparse.Namespace, corpus: dict[str, Any]
 ) -> dict[str, Any]:
     """Part 1: the sweep as a user runs it; its best trial's values and how its trials ended."""
-    from shared.spec import parse_duration
-
     base: dict[str, Any] = dict(QUICK_SPEC) if args.quick else {}
     base |= {
         "model.cell": args.model,
         "data.dataset": corpus["path"],
-        "optim.time_budget": parse_duration(args.trial_budget),
+        "optim.time_budget": seconds(args.trial_budget),
         "run.eval_every": 20 if args.quick else 100,
         "run.sample_every": 1_000_000,
         "run.checkpoint_every": 1_000_000,
@@ -120,7 +118,7 @@ def run_sweep(
         if row is not None and row["state"] == "COMPLETE"
     ]
     return {
-        "trial_budget_s": parse_duration(args.trial_budget),
+        "trial_budget_s": seconds(args.trial_budget),
         "trials": args.trials,
         "space": space,
         "best_value": best["value"],
@@ -176,7 +174,6 @@ def check(
 ) -> dict[str, Any]:
     """Part 2, one cell: `values` over the default spec, trained `budget` over the seeds, set as
     the sweep's trials are (no samples or checkpoints but the final and best ones)."""
-
     spec = (dict(QUICK_SPEC) if args.quick else {}) | values
     spec |= {"run.sample_every": 1_000_000, "run.checkpoint_every": 1_000_000}
     path = home / f"{name}.json"
@@ -198,8 +195,6 @@ def default_values(fields: list[str], quick: bool) -> dict[str, Any]:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from shared.spec import parse_duration
-
     corpus = common.describe_corpus(args.data)
     print(common.corpus_line(corpus), file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="seqq-defaults-") as tmp:
@@ -218,7 +213,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             check(home, env, args, corpus, name, values, budget)
             for budget in args.budgets.split(",")
             for name, values in (("default", current), ("chosen", chosen))
-            if (name, parse_duration(budget)) not in done
+            if (name, seconds(budget)) not in done
             and not (name == "chosen" and chosen == current)  # the default won: one spec
             and name in args.specs.split(",")
         ]
