@@ -4,6 +4,7 @@ then the current default beside the sweep's choice at several training budgets (
     .venv/bin/python tests/bench/defaults.py [--json] [--markdown] [--quick] [--data PATH]
         [--model lstm] [--trial-budget 10m] [--trials 12] [--budgets 2m,10m,30m] [--seeds 1]
         [--values '{"model.dropout": 0.1, ...}'] [--merge docs/bench/defaults.json]
+        [--space '{"optim.lr": {"log": [0.003, 0.015]}, ...}'] [--pruner none]
     .venv/bin/python tests/bench/defaults.py --markdown-from docs/bench/defaults.json
 
 Part 1, unless `--values` gives the candidate: one `seqq sweep --local` over the default spec's
@@ -87,14 +88,14 @@ def run_sweep(
         "run.checkpoint_every": 1_000_000,
         "run.experiment": "defaults-sweep",
     }
-    space = QUICK_SPACE if args.quick else SPACE
+    space = json.loads(args.space) if args.space else QUICK_SPACE if args.quick else SPACE
     sweep_file = nest(base) | {
         "space": space,
         # Today's default is trial 0 (try_base): it is replaced only by values that beat it.
         "sweep": {
             "trials": args.trials,
             "sampler": "tpe",
-            "pruner": "asha",
+            "pruner": args.pruner,
             "seed": 0,
             "try_base": True,
         },
@@ -120,6 +121,7 @@ def run_sweep(
     return {
         "trial_budget_s": seconds(args.trial_budget),
         "trials": args.trials,
+        "pruner": args.pruner,
         "space": space,
         "best_value": best["value"],
         "best_values": best["values"],
@@ -245,6 +247,19 @@ def main() -> None:
         "--specs",
         default="default,chosen",
         help="which specs the budget checks train: default, chosen or both (default both)",
+    )
+    parser.add_argument(
+        "--space",
+        default=None,
+        metavar="JSON",
+        help="search this space instead (a sweep file's `space`, as JSON): e.g. the learning "
+        "rate beside size and dropout, for the nanoGPT target",
+    )
+    parser.add_argument(
+        "--pruner",
+        default="asha",
+        choices=["asha", "median", "none"],
+        help="the sweep's pruner (asha); none trains every trial its whole budget",
     )
     parser.add_argument(
         "--merge",
