@@ -150,6 +150,7 @@ BEST_CHECKPOINT = "best"  # the weights of the lowest validation loss (overwritt
 # Optuna study and trial user attributes seqq writes (read by the driver, the worker, status).
 STUDY_ATTR_SWEEP = "seqq.sweep"  # the sweep file (base spec, space, settings) as JSON
 TRIAL_ATTR_RUN_ID = "seqq.run_id"  # the trial's MLflow run (= job id), set when it starts
+TRIAL_ATTR_ELAPSED = "seqq.elapsed_s"  # a trial's training seconds at its last evaluation
 TRIAL_ATTR_ERROR = "seqq.error"  # why a FAILED trial failed
 TRIAL_ATTR_BASE = "seqq.base"  # the trial that trains the base spec's own values (try_base)
 TRIAL_ATTR_SENT = "seqq.sent"  # a queue sweep's trial: its job was handed to the broker

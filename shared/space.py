@@ -9,7 +9,7 @@ A sweep file is a spec file (the same groups) plus two keys, `space` and `sweep`
       model.num_layers: {int: [1, 3]}                   # integers; optional `step`, `log: true`
       model.cell: [lstm, gru]                           # choices: a list of single values
     sweep: {trials: 32, parallel: 2, sampler: tpe, pruner: asha, metric: val_loss, seed: 0}
-    # optional, ASHA's rungs: sweep: {asha: {first_rung: 100, factor: 5}}
+    # optional, ASHA's rungs in steps or seconds: sweep: {asha: {first_rung: 100, factor: 5}}
 
 `parse_sweep` checks all of it at once and raises one `SpecError` naming every bad field; a
 space is accepted only when the spec itself accepts each of its bounds and choices, so every
@@ -26,7 +26,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.errors import SpecError
 from shared.spec import (
@@ -35,6 +42,7 @@ from shared.spec import (
     build_spec,
     get_dotted,
     load_spec_file,
+    parse_duration,
     set_dotted,
     validation_problems,
 )
@@ -231,12 +239,14 @@ Space = dict[str, Dimension]  # dotted spec field -> where its value is drawn fr
 
 
 class AshaSettings(_Frozen):
-    """Successive halving's rungs: the first at `first_rung` steps, each next `factor` times
-    further; a trial trains past a rung only while it is in the best 1/factor of the trials
-    that have reached that rung."""
+    """Successive halving's rungs: the first at `first_rung` (steps, or seconds of training),
+    each next `factor` times further; a trial trains past a rung only while it is in the best
+    1/factor of the trials that have reached that rung (`shared.study.pruner`)."""
 
-    first_rung: int | None = Field(
-        None, ge=1, description="Steps to ASHA's first rung; none = the first evaluation."
+    first_rung: int | str | None = Field(
+        None,
+        description="ASHA's first rung: steps (100) or seconds of training ('30s'); none = "
+        "budget / factor^2 seconds for time-budgeted trials, else the first evaluation.",
     )
     factor: int = Field(
         5,
@@ -244,6 +254,22 @@ class AshaSettings(_Frozen):
         description="ASHA's reduction factor: rung k at first_rung x factor^k; the best "
         "1/factor of a rung go on.",
     )
+
+    @field_validator("first_rung")
+    @classmethod
+    def _steps_or_duration(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a first rung in steps must be at least 1")
+        if isinstance(value, str):
+            seconds = parse_duration(value) if value.strip()[-1:].isalpha() else None
+            if not seconds:
+                raise ValueError("expected steps (100) or a duration of training like '30s'")
+        return value
+
+    @property
+    def first_rung_s(self) -> float | None:
+        """The first rung in seconds of training, when it is given as a duration."""
+        return parse_duration(self.first_rung) if isinstance(self.first_rung, str) else None
 
 
 class SweepSettings(_Frozen):
@@ -261,7 +287,7 @@ class SweepSettings(_Frozen):
     )
     asha: AshaSettings = Field(
         default_factory=AshaSettings,
-        description="ASHA's rungs: {first_rung: steps, factor: n} (defaults: first evaluation, 5).",
+        description="ASHA's rungs: {first_rung: steps or '30s', factor: n} (default factor 5).",
     )
     metric: Metric = Field(
         "val_loss", description="What the study minimises: validation loss, the only one for now."

@@ -101,10 +101,28 @@ def first_evaluation(sweep: SweepFile) -> int:
     return int(min(float(v) for v in searched.edges() if v is not None))
 
 
+def time_rungs(sweep: SweepFile) -> float | None:
+    """ASHA's first rung in seconds of training, where its rungs are in seconds: as the sweep
+    file gives it ('30s'), or, none given, budget / factor^2 when every trial trains the base's
+    time budget (`optim.time_budget` set and not searched). None: rungs in steps."""
+    asha = sweep.sweep.asha
+    if sweep.sweep.pruner != "asha" or isinstance(asha.first_rung, int):
+        return None
+    if asha.first_rung_s is not None:
+        return asha.first_rung_s
+    budget = sweep.base.optim.time_budget
+    if budget is None or "optim.time_budget" in sweep.space:
+        return None
+    return budget / asha.factor**2
+
+
 def pruner(sweep: SweepFile) -> BasePruner:
     """Optuna's pruner for the sweep's settings.
 
-    ASHA's first rung defaults to the first evaluation, given explicitly: Optuna's "auto"
+    Time-budgeted trials are ranked at equal training time (`shared.rungs`): rungs at
+    budget / 25 and budget / 5 at the default factor, none judged before the warm-up ends.
+    Otherwise ASHA's rungs are in steps, and its first defaults to the first evaluation,
+    given explicitly: Optuna's "auto"
     estimates it from the first finished trial, in each process separately, and prunes nothing
     before one. Its reduction factor defaults to 5, not Optuna's 4: replayed over the recorded
     curves of 32-trial sweeps, factor 4 stopped a trial that would have won in a few percent of
@@ -114,10 +132,17 @@ def pruner(sweep: SweepFile) -> BasePruner:
     from optuna.pruners import MedianPruner, NopPruner, SuccessiveHalvingPruner
 
     kind = sweep.sweep.pruner
+    first_s = time_rungs(sweep)
+    if first_s is not None:
+        from shared.rungs import TimeRungPruner
+
+        asha = sweep.sweep.asha
+        return TimeRungPruner(first_s, asha.factor, sweep.base.optim.warmup_steps)
     if kind == "asha":
         asha = sweep.sweep.asha
+        steps = asha.first_rung if isinstance(asha.first_rung, int) else None
         return SuccessiveHalvingPruner(
-            min_resource=asha.first_rung or first_evaluation(sweep), reduction_factor=asha.factor
+            min_resource=steps or first_evaluation(sweep), reduction_factor=asha.factor
         )
     if kind == "median":
         return MedianPruner()

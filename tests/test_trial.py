@@ -99,6 +99,31 @@ def test_a_trial_behind_the_leader_at_an_evaluation_is_pruned_there_and_ends_pru
     assert trial_state(_trial(open_study("sweep-1", "file", settings))) == TrialState.PRUNED
 
 
+def test_a_timed_trial_records_its_training_seconds_and_is_ranked_by_them(
+    settings: Settings,
+) -> None:
+    # 100 s trials, factor 2: ASHA's first rung at 25 s of training (budget / 2^2).
+    raw = {**TINY, "optim": {"time_budget": "100s", "warmup_steps": 0}}
+    timed = parse_sweep(
+        raw | {"space": {"optim.lr": [0.01, 0.003]}, "sweep": {"asha": {"factor": 2}}}
+    )
+    opened = create_study(timed, "sweep-1", "file", settings)
+    for _ in range(2):
+        opened.study.ask(distributions(opened.sweep.space))
+    leader = TrialReporter.open(_ref(0), JOB_ID, settings)
+    leader.report(10, 0.1)
+    assert not leader.should_prune(elapsed=30.0)  # the first to reach the rung goes on
+
+    reporter = TrialReporter.open(_ref(1), "e" * 32, settings)
+    reporter.report(10, 3.0)
+    assert not reporter.should_prune(elapsed=20.0)  # behind, but not yet at the rung
+    recorded = _trial(open_study("sweep-1", "file", settings)).user_attrs
+    assert recorded[names.TRIAL_ATTR_ELAPSED] == pytest.approx(20.0)
+    reporter.report(20, 2.9)
+    assert reporter.should_prune(elapsed=26.0)  # at the rung, behind the leader: pruned
+    assert reporter.pruned_step == 20
+
+
 @pytest.mark.parametrize(
     ("status", "state"),
     [

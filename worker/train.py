@@ -59,7 +59,7 @@ class Pruning(Protocol):
 
     def report(self, step: int, value: float) -> None: ...
 
-    def should_prune(self) -> bool: ...
+    def should_prune(self, elapsed: float | None = None) -> bool: ...
 
 
 @dataclass
@@ -262,7 +262,7 @@ class Trainer:
                 )
             if step % spec.run.eval_every == 0 and not last:
                 self._evaluate(step)
-                if self.trial is not None and self.trial.should_prune():
+                if self.trial is not None and self.trial.should_prune(self.elapsed()):
                     self._stop("prune", self.elapsed_before + time.monotonic() - started)
                 if self.best.exhausted(optim.patience):
                     stopped_early = True

@@ -2,7 +2,8 @@
 decision, and tell the study how the trial ended.
 
 `run_job` opens one when the spec carries a `TrialRef`. The training loop reports every
-validation loss at its step and, at each evaluation inside the loop, asks whether to prune;
+validation loss at its step and, at each evaluation inside the loop, asks whether to prune
+(first recording its training seconds where the sweep's rungs are in seconds, `shared.rungs`);
 "pruned" then ends the job through the same path as cancel and preempt (`TrialPrunedError`:
 checkpoint kept, run closed). After a resume, the steps the study already holds are not reported
 again. A job's end is recorded in MLflow first (the trial-state tag) and told to the study
@@ -21,7 +22,7 @@ from shared.errors import TrainingError
 from shared.settings import Settings
 from shared.spec import TrialRef
 from shared.state import JobState, TrialState
-from shared.study import OpenStudy, open_study, tell, trial_id
+from shared.study import OpenStudy, open_study, tell, time_rungs, trial_id
 
 if TYPE_CHECKING:
     from optuna.trial import Trial
@@ -39,6 +40,7 @@ class TrialReporter:
         self.step: int | None = None  # the last evaluation's step
         self.pruned_step: int | None = None
         self.seconds = 0.0  # spent reporting and asking, this attempt (`trial_report_s`)
+        self.timed = time_rungs(opened.sweep) is not None  # ASHA's rungs in training seconds
 
     @classmethod
     def open(cls, ref: TrialRef, job_id: str, settings: Settings) -> TrialReporter:
@@ -94,9 +96,12 @@ class TrialReporter:
         self.seconds += time.perf_counter() - started
         self.reported.add(step)
 
-    def should_prune(self) -> bool:
-        """The study's pruner's word on the values reported so far."""
+    def should_prune(self, elapsed: float | None = None) -> bool:
+        """The study's pruner's word on the values reported so far, `elapsed` seconds of
+        training in (recorded first where the sweep's rungs are in seconds)."""
         started = time.perf_counter()
+        if elapsed is not None and self.timed:
+            self.trial.set_user_attr(names.TRIAL_ATTR_ELAPSED, round(elapsed, 3))
         prune = self.trial.should_prune()
         self.seconds += time.perf_counter() - started
         if prune:

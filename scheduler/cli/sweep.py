@@ -84,9 +84,11 @@ def sweep(
     sweep: {trials: 32, sampler: tpe, pruner: asha, seed: 0}
     ```
 
-    ASHA's rungs default to the first evaluation and a reduction factor of 5; set them with
-    `sweep: {asha: {first_rung: 100, factor: 4}}`. A bad file is refused in one line naming the
-    field (exit 2), and nothing is created.
+    ASHA's rungs are in steps from the first evaluation, with a reduction factor of 5; when
+    every trial trains a time budget (`optim.time_budget`) they are in seconds of training, at
+    budget/25 and budget/5, so trials are ranked at equal time. Set them with
+    `sweep: {asha: {first_rung: 100, factor: 4}}` (steps) or `first_rung: 30s` (seconds).
+    A bad file is refused in one line naming the field (exit 2), and nothing is created.
 
     Without `--local` the trials are ordinary jobs on the queue, `--parallel` at a time (default:
     the live workers' slots on that queue); the study lives on the broker's Redis and
