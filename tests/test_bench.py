@@ -452,6 +452,28 @@ def test_the_defaults_table_shows_each_budget_with_how_far_the_end_is_above_the_
     )
 
 
+def test_the_defaults_sweep_lists_every_trial_with_its_values_when_the_result_keeps_them():
+    rows = [{"number": 0, "state": "COMPLETE", "values": {"optim.lr": 0.003}, "steps": 2500,
+             "best_val_loss": 1.42, "pruned_step": None, "base": True},
+            {"number": 1, "state": "PRUNED", "values": {"optim.lr": 0.0123}, "steps": None,
+             "best_val_loss": 1.91, "pruned_step": 200, "base": False}]  # fmt: skip
+    result = {
+        "bench": "defaults", "model": "lstm", "seeds": 1,
+        "host": {"cpu": "x", "usable_cores": 2, "python": "3.11", "torch": "2.13.0"},
+        "corpus": {"dataset": "t.txt", "name": "t", "sha256": "0" * 64, "chars": 10},
+        "sweep": {"trials": 2, "trial_budget_s": 600.0, "pruner": "none",
+                  "space": {"optim.lr": {"log": [0.001, 0.02]}}, "best_value": 1.42,
+                  "best_values": {"optim.lr": 0.003}, "best_is_base": True, "trial_rows": rows,
+                  "counts": {"COMPLETE": 1, "PRUNED": 1}},
+        "candidates": {"default": {"optim.lr": 0.003}, "chosen": {"optim.lr": 0.003}},
+        "checks": [{**_defaults_check("default", 600.0, 1.42, 1.42), "source": "sweep trial 0"}],
+    }  # fmt: skip
+    text = render.markdown(result)
+    assert "TPE, no pruning," in text and "was the default." in text
+    assert "| 0 (default) | lr 0.003 | complete | 2,500 | 1.420 |" in text
+    assert "| 1 | lr 0.0123 | pruned |  | 1.910 |" in text
+
+
 def test_a_defaults_candidate_given_with_values_is_labelled_a_candidate_not_a_choice():
     result = {
         "bench": "defaults", "model": "lstm", "seeds": 1, "sweep": None,

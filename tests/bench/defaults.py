@@ -50,6 +50,8 @@ SPACE = {
     "optim.weight_decay": {"log": [1.0e-3, 3.0e-1]},
     "model.hidden_size": [128, 256, 512],
 }
+# What the result keeps of each sweep trial (`seqq sweep --json`'s rows).
+TRIAL_KEYS = ("number", "state", "values", "best_val_loss", "steps", "pruned_step", "base")
 QUICK_SPEC = {"model.hidden_size": 32, "model.num_layers": 1, "data.seq_len": 32}
 QUICK_SPACE = {**SPACE, "model.hidden_size": [16, 32]}
 
@@ -127,6 +129,9 @@ def run_sweep(
         "best_values": best["values"],
         "best_is_base": best_is_base,
         "counts": record.get("counts"),
+        "trial_rows": [
+            {key: row.get(key) for key in TRIAL_KEYS} for row in record.get("trials", [])
+        ],
         "checks": trial_checks,
     }
 

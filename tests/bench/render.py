@@ -606,6 +606,9 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds % 60 == 0 else f"{seconds:g} s"
 
 
+PRUNERS = {"asha": "ASHA", "median": "median pruning", "none": "no pruning"}
+
+
 def render_defaults(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
     model = CELL_NAMES.get(r["model"], r["model"])
@@ -618,7 +621,8 @@ def render_defaults(r: dict[str, Any]) -> str:
         )
         origin = (
             f"`seqq sweep --local` over the default {model} spec ({sweep['trials']} trials of "
-            f"{_minutes(sweep['trial_budget_s'])}, TPE, ASHA, the default of the day as trial 0; "
+            f"{_minutes(sweep['trial_budget_s'])}, TPE, {PRUNERS[sweep.get('pruner', 'asha')]}, "
+            f"the default of the day as trial 0; "
             f"{counts}) searched {searched}; its best trial (best validation loss "
             f"{sweep['best_value']:.3f}) "
             + ("was the default." if sweep.get("best_is_base") else "chose the values below.")
@@ -654,6 +658,19 @@ def render_defaults(r: dict[str, Any]) -> str:
     header = ["budget", "spec", "steps", "best val", "final val", "end - best"]
     header += ["test (best weights)", "test (final weights)", "last 10% (best weights)"]
     out.append(table(header, rows))
+    if sweep and sweep.get("trial_rows"):
+        out.append("\nEvery trial of the sweep, in the order it ran:\n\n")
+        trial_rows = [
+            [
+                str(t["number"]) + (" (default)" if t.get("base") else ""),
+                _values_text(t["values"]),
+                t["state"].lower(),
+                "" if t.get("steps") is None else f"{t['steps']:,}",
+                "" if t.get("best_val_loss") is None else f"{t['best_val_loss']:.3f}",
+            ]
+            for t in sweep["trial_rows"]
+        ]
+        out.append(table(["trial", "values", "state", "steps", "best val"], trial_rows))
     return "".join(out)
 
 
