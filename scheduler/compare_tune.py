@@ -172,16 +172,27 @@ def variant_label(model: str, variant: str) -> str:
     return f"{model} {variant}"
 
 
-def final_specs(plan: TunePlan, chosen: dict[str, dict[str, Any] | None]) -> dict[str, TrainSpec]:
+def default_won(record: dict[str, Any]) -> bool:
+    """Whether a model's sweep chose its default spec (its base trial was its best): its tuned
+    spec is then its default, and the default's runs are its tuned runs too."""
+    best = record.get("best")
+    base = next((row for row in record.get("trials", []) if row.get("base")), None)
+    return bool(best and base and best["number"] == base["number"])
+
+
+def final_specs(
+    plan: TunePlan, chosen: dict[str, dict[str, Any] | None], kept: frozenset[str] = frozenset()
+) -> dict[str, TrainSpec]:
     """The final runs, seed by seed: each model's default spec and, when its sweep completed a
-    trial, its tuned spec, keyed by child label (`lstm-tuned-seed-8`)."""
+    trial other than the default (the models in `kept` chose their default), its tuned spec,
+    keyed by child label (`lstm-tuned-seed-8`)."""
     several = len(plan.seeds) > 1
     specs: dict[str, TrainSpec] = {}
     for seed in plan.seeds:
         for model in plan.models:
             specs[child_label(f"{model}-default", seed, several)] = plan.default_spec(model, seed)
             values = chosen.get(model)
-            if values is not None:
+            if values is not None and model not in kept:
                 tuned = plan.tuned_spec(model, values, seed)
                 specs[child_label(f"{model}-tuned", seed, several)] = tuned
     return specs
@@ -195,6 +206,7 @@ class TunedComparison:
     comparison: Comparison
     plan: TunePlan
     sweeps: dict[str, dict[str, Any]]  # by model
+    kept: frozenset[str] = frozenset()  # the models whose sweep chose their default spec
 
     @property
     def finished(self) -> bool:
@@ -220,6 +232,7 @@ class TunedComparison:
                 "best": record["best"],
                 "default_values": {d: get_dotted(default, d) for d in plan.searched},
                 "tuned_values": self.chosen(model),
+                "default_won": model in self.kept,
                 "url": record.get("url"),
                 "trials": record["trials"],
             }
@@ -267,7 +280,15 @@ class TunedComparison:
         ]
         lines += ["| " + " | ".join(row) + " |" for row in self.value_rows()]
         lines += ["", *(f"- {m} sweep: `{self.sweeps[m]['sweep_id']}`" for m in plan.models)]
+        lines += [f"- {kept_note(m)}" for m in plan.models if m in self.kept]
         return lines
+
+
+def kept_note(model: str) -> str:
+    return (
+        f"{model}: its sweep's best trial was its default spec, so its tuned column is its "
+        "default runs (not trained again)"
+    )
 
 
 def _short(value: Any) -> str:
@@ -318,9 +339,11 @@ def compare_tuned(
             for dotted, value in (values or {}).items()
         ]
         client.log_batch(parent, params=picked)
-        specs = final_specs(plan, chosen)
+        # A sweep won by its default chose no other spec: its runs stand for both variants.
+        kept = frozenset(m for m, record in records.items() if default_won(record))
+        specs = final_specs(plan, chosen, kept)
         job_ids = train(specs, parent)
-        result = _read(client, plan, specs, job_ids, parent, records)
+        result = _read(client, plan, specs, job_ids, parent, records, kept)
         client.log_dict(parent, result.tune_record(), names.ARTIFACT_TUNE)
         title = (
             f"seqq compare --tune: {' vs '.join(plan.models)} on {base.data.dataset}, "
@@ -342,8 +365,10 @@ def _read(
     job_ids: dict[str, str],
     parent: str,
     records: dict[str, dict[str, Any]],
+    kept: frozenset[str] = frozenset(),
 ) -> TunedComparison:
-    """The final runs from MLflow, each headed by its model and variant, model by model."""
+    """The final runs from MLflow, each headed by its model and variant, model by model; a
+    model in `kept` shows its default runs under both."""
     several = len(plan.seeds) > 1
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -351,11 +376,13 @@ def _read(
             for variant in VARIANTS:
                 for seed in plan.seeds:
                     label = child_label(f"{model}-{variant}", seed, several)
-                    if label not in specs:
+                    if model in kept:
+                        label = child_label(f"{model}-default", seed, several)
+                    elif label not in specs:
                         continue  # no tuned spec: its sweep completed no trial
                     result = read_result(client, job_ids[label], tmp)
                     result.model = variant_label(model, variant)
                     results.append(result)
     levels = reference_levels(plan.default_spec(plan.models[0], plan.seeds[0]))
     comparison = Comparison(results, parent, levels=levels, seeds=plan.seeds)
-    return TunedComparison(comparison, plan, records)
+    return TunedComparison(comparison, plan, records, kept)

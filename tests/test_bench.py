@@ -383,6 +383,16 @@ def test_the_tuned_comparison_table_shows_default_beside_tuned_and_the_values_ch
     assert "| sweep trials | 3 complete, 5 pruned | 3 complete, 5 pruned |" in text
     assert "1200 s of training time (150 s a trial)" in text
 
+    # A model whose sweep chose its default shows its default runs as its tuned row, so said.
+    result["models"]["rnn"] |= {
+        "variants": {"default": figures(1.9, None), "tuned": figures(1.9, None)},
+        "tuned_values": {"optim.lr": 0.003, "model.hidden_size": 256},
+        "default_won": True,
+    }
+    text = render.markdown(result)
+    assert "| simple RNN tuned (= default: its sweep chose it; the same runs) | 1.900 |" in text
+    assert "| LSTM tuned | 1.400 ± 0.010 |" in text
+
 
 def test_a_replayed_pruner_loses_the_trial_that_starts_slow_and_ends_best():
     from tests.bench import sweep as sweep_bench

@@ -190,6 +190,48 @@ def test_a_tuned_comparison_nests_one_sweep_per_model_and_the_final_runs_under_o
     assert "lstm tuned" in shown and f"0.003 -> {GOOD}" in shown and "2 COMPLETE" in shown
 
 
+def test_a_model_whose_sweep_chose_its_default_is_not_trained_again_as_tuned(
+    settings: Settings, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scheduler.cli import compare_tune as command
+    from scheduler.cli import sweep as sweep_command
+
+    trial = stand_in(settings)
+    monkeypatch.setattr(
+        sweep_command, "train_trial", lambda spec, sweep_id, name, *_: trial(spec, sweep_id, name)
+    )
+    # lstm's default learning rate is the good one, so its trial 0 (the default) is its best;
+    # rnn's default learns nothing and its second trial, the good rate, beats it.
+    raw = {**_raw(corpus), "sweep": {"trials": 2, "sampler": "random", "seed": 0}}
+    raw["space"] = {"optim.lr": [GOOD, BAD]}
+    raw["optim"] = {**raw["optim"], "lr": GOOD}
+    plan = ct.plan_tune(raw, {}, ["lstm"], "20s", 2)
+    rnn_raw = {**raw, "optim": {**raw["optim"], "lr": BAD}}
+    rnn_plan = ct.plan_tune(rnn_raw, {}, ["rnn"], "20s", 2)
+    plan = ct.TunePlan(
+        ["lstm", "rnn"], {**plan.sweeps, **rnn_plan.sweeps}, 20.0, 10.0, 2, plan.seeds
+    )
+    seen: dict[str, TrainSpec] = {}
+    tuned = command.run(plan, settings, _finals(settings, seen), True, None, "normal", None)
+
+    assert ct.default_won(tuned.sweeps["lstm"]) and tuned.kept == {"lstm"}
+    assert tuned.sweeps["rnn"]["best"]["values"] == {"optim.lr": GOOD}
+    first, second = plan.seeds
+    assert sorted(seen) == sorted(
+        [f"lstm-default-seed-{s}" for s in plan.seeds]
+        + [f"rnn-{v}-seed-{s}" for v in ("default", "tuned") for s in (first, second)]
+    )
+    out = tuned.summary()
+    runs = {(r["model"], r["seed"]): r["job_id"] for r in out["runs"]}
+    for seed in plan.seeds:  # lstm's tuned column is its default runs, seed by seed
+        assert runs[("lstm tuned", seed)] == runs[("lstm default", seed)]
+        assert runs[("rnn tuned", seed)] != runs[("rnn default", seed)]
+    assert out["tune"]["models"]["lstm"]["default_won"] is True
+    assert out["tune"]["models"]["rnn"]["default_won"] is False
+    assert any("lstm: its sweep's best trial was its default spec" in line
+               for line in tuned.markdown())  # fmt: skip
+
+
 def test_ctrl_c_during_the_sweeps_ends_the_parent_killed(settings: Settings, corpus: Path) -> None:
     from mlflow import MlflowClient
 

@@ -183,6 +183,7 @@ def show(tuned: TunedComparison, json_out: bool, out: Console | None = None) -> 
     from rich.table import Table
 
     from scheduler.cli import display
+    from scheduler.compare_tune import kept_note
 
     if json_out:
         display.print_json(tuned.summary())
@@ -204,5 +205,7 @@ def show(tuned: TunedComparison, json_out: bool, out: Console | None = None) -> 
     for model in plan.models:
         record = tuned.sweeps[model]
         console.print(f"{model} sweep: {record['sweep_id']} {record['status']}", markup=False)
+        if model in tuned.kept:
+            console.print(kept_note(model), markup=False)
     for label, url in tuned.comparison.urls.items():
         console.print(f"{label.replace('_', ' ')}: {url}", soft_wrap=True, markup=False)

@@ -557,9 +557,11 @@ def render_tuned_compare(r: dict[str, Any]) -> str:
     rows = []
     for model, m in r["models"].items():
         for variant, f in m["variants"].items():
+            kept = variant == "tuned" and m.get("default_won")
             rows.append(
                 [
-                    f"{CELL_NAMES.get(model, model)} {variant}",
+                    f"{CELL_NAMES.get(model, model)} {variant}"
+                    + (" (= default: its sweep chose it; the same runs)" if kept else ""),
                     spread(f["best_val_loss"], 3),
                     spread(f["test_loss_best"], 3),
                     spread(f.get("last10_loss_best"), 3),

@@ -113,6 +113,7 @@ def result_of(
             "variants": variants,
             "default_values": record["default_values"],
             "tuned_values": record["tuned_values"],
+            "default_won": record.get("default_won", False),  # tuned = the default's runs
             "sweep_best_val_loss": (record["best"] or {}).get("value"),
             "counts": record["counts"],
         }
