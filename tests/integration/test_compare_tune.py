@@ -52,7 +52,8 @@ def _kind(run: Any) -> str:
 
 def assert_nested(env: dict[str, str], out: dict[str, Any], models: list[str], trials: int) -> None:
     """One comparison parent; under it one sweep per model (its trials under the sweep) and
-    each model's default and tuned run, identical but for the values the sweep chose."""
+    each model's default and tuned run, identical but for the values the sweep chose; a model
+    whose sweep chose its default has its default run only, shown as its tuned run too."""
     from mlflow import MlflowClient
 
     client = MlflowClient(env["SEQQ_MLFLOW_URI"])
@@ -65,7 +66,8 @@ def assert_nested(env: dict[str, str], out: dict[str, Any], models: list[str], t
     children = _children(client, experiment, parent.info.run_id)
     nested = {r.data.tags[names.TAG_MODEL]: r for r in children if _kind(r) == "sweep"}
     finals = [r for r in children if _kind(r) == "job"]
-    assert sorted(nested) == sorted(models) and len(finals) == 2 * len(models)
+    won = {m for m in models if out["tune"]["models"][m]["default_won"]}
+    assert sorted(nested) == sorted(models) and len(finals) == 2 * len(models) - len(won)
     for model, sweep in nested.items():
         record = out["tune"]["models"][model]
         assert record["sweep_id"] == sweep.info.run_id and sweep.info.status == "FINISHED"
@@ -74,6 +76,13 @@ def assert_nested(env: dict[str, str], out: dict[str, Any], models: list[str], t
         assert {r.data.params["model.cell"] for r in trial_runs} == {model}
         mine = [r for r in finals if r.data.tags[names.TAG_MODEL] == model]
         own = {r.info.run_name.rsplit("-", 1)[-1]: r for r in mine}  # compare-lstm-tuned
+        if model in won:  # its best trial was trial 0, the default: not trained again
+            assert record["best"]["number"] == 0 and set(own) == {"default"}
+            shown = {r["model"]: r["job_id"] for r in out["runs"] if r["model"].startswith(model)}
+            assert (
+                shown[f"{model} tuned"] == shown[f"{model} default"] == own["default"].info.run_id
+            )
+            own["tuned"] = own["default"]
         default, tuned = own["default"].data.params, own["tuned"].data.params
         assert {k for k, v in tuned.items() if default[k] != v} <= {"optim.lr"}
         assert float(tuned["optim.lr"]) == record["tuned_values"]["optim.lr"]
