@@ -4,7 +4,7 @@ then the current default beside the sweep's choice at several training budgets (
     .venv/bin/python tests/bench/defaults.py [--json] [--markdown] [--quick] [--data PATH]
         [--model lstm] [--trial-budget 10m] [--trials 12] [--budgets 2m,10m,30m] [--seeds 1]
         [--values '{"model.dropout": 0.1, ...}'] [--merge docs/bench/defaults.json]
-        [--space '{"optim.lr": {"log": [0.003, 0.015]}, ...}'] [--pruner none]
+        [--space '{"optim.lr": {"log": [0.003, 0.015]}, ...}'] [--sampler grid] [--pruner none]
     .venv/bin/python tests/bench/defaults.py --markdown-from docs/bench/defaults.json
 
 Part 1, unless `--values` gives the candidate: one `seqq sweep --local` over the default spec's
@@ -96,7 +96,7 @@ def run_sweep(
         # Today's default is trial 0 (try_base): it is replaced only by values that beat it.
         "sweep": {
             "trials": args.trials,
-            "sampler": "tpe",
+            "sampler": args.sampler,
             "pruner": args.pruner,
             "seed": 0,
             "try_base": True,
@@ -124,6 +124,7 @@ def run_sweep(
         "trial_budget_s": seconds(args.trial_budget),
         "trials": args.trials,
         "pruner": args.pruner,
+        "sampler": args.sampler,
         "space": space,
         "best_value": best["value"],
         "best_values": best["values"],
@@ -259,6 +260,12 @@ def main() -> None:
         metavar="JSON",
         help="search this space instead (a sweep file's `space`, as JSON): e.g. the learning "
         "rate beside size and dropout, for the nanoGPT target",
+    )
+    parser.add_argument(
+        "--sampler",
+        default="tpe",
+        choices=["tpe", "random", "grid"],
+        help="the sweep's sampler (tpe); grid visits every point of a space of choices",
     )
     parser.add_argument(
         "--pruner",

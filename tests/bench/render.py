@@ -609,6 +609,7 @@ def _minutes(seconds: float) -> str:
 
 
 PRUNERS = {"asha": "ASHA", "median": "median pruning", "none": "no pruning"}
+SAMPLERS = {"tpe": "TPE", "random": "random", "grid": "grid"}
 
 
 def render_defaults(r: dict[str, Any]) -> str:
@@ -618,13 +619,16 @@ def render_defaults(r: dict[str, Any]) -> str:
     label = "chosen" if sweep else "candidate"  # searched, or given with --values
     if sweep:
         searched = "; ".join(f"{k}: {json.dumps(v)}" for k, v in sweep["space"].items())
+        # The default is trial 0 only where the space can draw its values (try_base).
+        drawn = any(t.get("base") for t in sweep.get("trial_rows", []))
+        base = ", the default of the day as trial 0" if drawn or "trial_rows" not in sweep else ""
         counts = ", ".join(
             f"{n} {state.lower()}" for state, n in (sweep["counts"] or {}).items() if n
         )
         origin = (
             f"`seqq sweep --local` over the default {model} spec ({sweep['trials']} trials of "
-            f"{_minutes(sweep['trial_budget_s'])}, TPE, {PRUNERS[sweep.get('pruner', 'asha')]}, "
-            f"the default of the day as trial 0; "
+            f"{_minutes(sweep['trial_budget_s'])}, {SAMPLERS[sweep.get('sampler', 'tpe')]}, "
+            f"{PRUNERS[sweep.get('pruner', 'asha')]}{base}; "
             f"{counts}) searched {searched}; its best trial (best validation loss "
             f"{sweep['best_value']:.3f}) "
             + ("was the default." if sweep.get("best_is_base") else "chose the values below.")
@@ -661,7 +665,7 @@ def render_defaults(r: dict[str, Any]) -> str:
     header += ["test (best weights)", "test (final weights)", "last 10% (best weights)"]
     out.append(table(header, rows))
     if sweep and sweep.get("trial_rows"):
-        out.append("\nEvery trial of the sweep, in the order it ran:\n\n")
+        out.append("\nEvery trial of the sweep, in the order it ran:\n")
         trial_rows = [
             [
                 str(t["number"]) + (" (default)" if t.get("base") else ""),
