@@ -382,6 +382,7 @@ def test_the_tuned_comparison_table_shows_default_beside_tuned_and_the_values_ch
     assert "| model.hidden_size | 256 -> 512 | 256 -> - |" in text
     assert "| sweep trials | 3 complete, 5 pruned | 3 complete, 5 pruned |" in text
     assert "1200 s of training time (150 s a trial)" in text
+    assert "ranking trials" not in text  # a result from before the rungs were seconds
 
     # A model whose sweep chose its default shows its default runs as its tuned row, so said.
     result["models"]["rnn"] |= {
@@ -389,8 +390,10 @@ def test_the_tuned_comparison_table_shows_default_beside_tuned_and_the_values_ch
         "tuned_values": {"optim.lr": 0.003, "model.hidden_size": 256},
         "default_won": True,
     }
+    result["asha_first_rung_s"] = 6.0
     text = render.markdown(result)
     assert "| simple RNN tuned (= default: its sweep chose it; the same runs) | 1.900 |" in text
+    assert "(8 trials, TPE, ASHA ranking trials at 6 s and 30 s of training)" in text
     assert "| LSTM tuned | 1.400 ± 0.010 |" in text
 
 
@@ -519,3 +522,10 @@ def test_merging_defaults_checks_adds_new_budgets_and_replaces_a_remeasured_one(
     assert merged["sweep"] == {"trials": 8}
     with pytest.raises(SystemExit, match="--merge"):
         defaults.merge(saved, {**new, "corpus": {"sha256": "b"}})
+
+
+def test_the_tuned_comparison_records_asha_ranking_its_timed_trials_at_equal_time():
+    from tests.bench import tuned_compare
+
+    # 8 trials of 150 s: rungs at 150 / 5^2 and 150 / 5 seconds of training.
+    assert tuned_compare.first_rung_s(150.0, 8) == pytest.approx(6.0)

@@ -546,6 +546,7 @@ def render_tuned_compare(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
     out = [
         f"`seqq compare --local --tune`: each model's sweep ({r['trials']} trials, TPE, ASHA"
+        f"{_time_rungs(r.get('asha_first_rung_s'))}"
         f"{', its default spec as trial 0' if r.get('default_as_trial') else ''}) "
         f"had {r['budget_s']:.0f} s of training time ({r['trial_budget_s']:.0f} s a trial); then "
         f"its default and its tuned spec trained {r['trial_budget_s']:.0f} s each over the same "
@@ -598,6 +599,13 @@ def render_tuned_compare(r: dict[str, Any]) -> str:
     out.append(table(["default -> chosen", *names], value_rows))
     out.append(f"\nSpace: {'; '.join(s.strip() for s in r['space'])}.\n")
     return "".join(out)
+
+
+def _time_rungs(first_s: float | None) -> str:
+    """How ASHA ranked a tuned comparison's trials, where the result says (rungs in seconds)."""
+    if first_s is None:
+        return ""
+    return f" ranking trials at {first_s:g} s and {first_s * 5:g} s of training"
 
 
 def _values_text(values: dict[str, Any]) -> str:

@@ -90,6 +90,19 @@ def last10(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return asdict(Spread.of(values)) if values else None
 
 
+def first_rung_s(trial_budget_s: float, trials: int) -> float | None:
+    """ASHA's first rung in seconds of training, as seqq sets it for these timed trials (each
+    next rung 5 times further); None where its rungs are steps."""
+    import yaml
+
+    from shared.space import parse_sweep
+    from shared.study import time_rungs
+
+    raw = yaml.safe_load(SPACE.format(eval_every=50, trials=trials))
+    raw["optim"] = {"time_budget": trial_budget_s}
+    return time_rungs(parse_sweep(raw))
+
+
 def result_of(
     out: dict[str, Any], corpus: dict[str, Any], quick: bool, budget: str, seeds: int
 ) -> dict[str, Any]:
@@ -126,6 +139,7 @@ def result_of(
         "trial_budget_s": tune["trial_budget_s"],
         "trials": tune["trials"],
         "seeds": seeds,
+        "asha_first_rung_s": first_rung_s(tune["trial_budget_s"], tune["trials"]),
         # Whether each sweep's trial 0 was the model's default spec (try_base, since it exists).
         "default_as_trial": any(
             row.get("base") for record in tune["models"].values() for row in record["trials"]
