@@ -259,9 +259,12 @@ class AshaSettings(_Frozen):
     @classmethod
     def _steps_or_duration(cls, value: int | str | None) -> int | str | None:
         if isinstance(value, int) and value < 1:
-            raise ValueError("a first rung in steps must be at least 1")
+            raise ValueError("expected steps (100) or a duration of training like '30s'")
         if isinstance(value, str):
-            seconds = parse_duration(value) if value.strip()[-1:].isalpha() else None
+            try:
+                seconds = parse_duration(value) if value.strip()[-1:].isalpha() else None
+            except ValueError:
+                seconds = None
             if not seconds:
                 raise ValueError("expected steps (100) or a duration of training like '30s'")
         return value
