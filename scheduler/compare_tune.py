@@ -180,6 +180,11 @@ def default_won(record: dict[str, Any]) -> bool:
     return bool(best and base and best["number"] == base["number"])
 
 
+def kept_models(records: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """The models (keys of their sweep records) whose sweep chose their default spec."""
+    return frozenset(model for model, record in records.items() if default_won(record))
+
+
 def final_specs(
     plan: TunePlan, chosen: dict[str, dict[str, Any] | None], kept: frozenset[str] = frozenset()
 ) -> dict[str, TrainSpec]:
@@ -206,7 +211,11 @@ class TunedComparison:
     comparison: Comparison
     plan: TunePlan
     sweeps: dict[str, dict[str, Any]]  # by model
-    kept: frozenset[str] = frozenset()  # the models whose sweep chose their default spec
+
+    @property
+    def kept(self) -> frozenset[str]:
+        """The models whose sweep chose their default spec."""
+        return kept_models(self.sweeps)
 
     @property
     def finished(self) -> bool:
@@ -340,10 +349,9 @@ def compare_tuned(
         ]
         client.log_batch(parent, params=picked)
         # A sweep won by its default chose no other spec: its runs stand for both variants.
-        kept = frozenset(m for m, record in records.items() if default_won(record))
-        specs = final_specs(plan, chosen, kept)
+        specs = final_specs(plan, chosen, kept_models(records))
         job_ids = train(specs, parent)
-        result = _read(client, plan, specs, job_ids, parent, records, kept)
+        result = _read(client, plan, specs, job_ids, parent, records)
         client.log_dict(parent, result.tune_record(), names.ARTIFACT_TUNE)
         title = (
             f"seqq compare --tune: {' vs '.join(plan.models)} on {base.data.dataset}, "
@@ -365,11 +373,11 @@ def _read(
     job_ids: dict[str, str],
     parent: str,
     records: dict[str, dict[str, Any]],
-    kept: frozenset[str] = frozenset(),
 ) -> TunedComparison:
     """The final runs from MLflow, each headed by its model and variant, model by model; a
     model in `kept` shows its default runs under both."""
     several = len(plan.seeds) > 1
+    kept = kept_models(records)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in plan.models:
@@ -385,4 +393,4 @@ def _read(
                     results.append(result)
     levels = reference_levels(plan.default_spec(plan.models[0], plan.seeds[0]))
     comparison = Comparison(results, parent, levels=levels, seeds=plan.seeds)
-    return TunedComparison(comparison, plan, records, kept)
+    return TunedComparison(comparison, plan, records)

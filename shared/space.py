@@ -21,6 +21,7 @@ so importing this module stays as cheap as importing the spec.
 
 from __future__ import annotations
 
+import contextlib
 import types
 from decimal import Decimal
 from pathlib import Path
@@ -258,15 +259,15 @@ class AshaSettings(_Frozen):
     @field_validator("first_rung")
     @classmethod
     def _steps_or_duration(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and value < 1:
+        """Steps (at least 1) or a duration with its unit; a bare '100' would be ambiguous."""
+        if value is None or (isinstance(value, int) and value >= 1):
+            return value
+        seconds = None
+        if isinstance(value, str) and value.strip()[-1:].isalpha():
+            with contextlib.suppress(ValueError):
+                seconds = parse_duration(value)
+        if not seconds:
             raise ValueError("expected steps (100) or a duration of training like '30s'")
-        if isinstance(value, str):
-            try:
-                seconds = parse_duration(value) if value.strip()[-1:].isalpha() else None
-            except ValueError:
-                seconds = None
-            if not seconds:
-                raise ValueError("expected steps (100) or a duration of training like '30s'")
         return value
 
     @property

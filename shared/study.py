@@ -131,15 +131,13 @@ def pruner(sweep: SweepFile) -> BasePruner:
     """
     from optuna.pruners import MedianPruner, NopPruner, SuccessiveHalvingPruner
 
-    kind = sweep.sweep.pruner
+    kind, asha = sweep.sweep.pruner, sweep.sweep.asha
     first_s = time_rungs(sweep)
     if first_s is not None:
         from shared.rungs import TimeRungPruner
 
-        asha = sweep.sweep.asha
         return TimeRungPruner(first_s, asha.factor, sweep.base.optim.warmup_steps)
     if kind == "asha":
-        asha = sweep.sweep.asha
         steps = asha.first_rung if isinstance(asha.first_rung, int) else None
         return SuccessiveHalvingPruner(
             min_resource=steps or first_evaluation(sweep), reduction_factor=asha.factor
