@@ -487,6 +487,40 @@ def test_the_defaults_sweep_lists_every_trial_with_its_values_when_the_result_ke
     assert "| 1 | lr 0.0123 | pruned |  | 1.910 |" in text
 
 
+def test_a_grid_sweep_marks_the_point_that_draws_the_default_as_the_default():
+    rows = [{"number": n, "state": "COMPLETE", "values": {"model.dropout": d}, "steps": 900,
+             "best_val_loss": v, "pruned_step": None, "base": False}
+            for n, d, v in ((0, 0.4, 1.41), (1, 0.3, 1.40), (2, 0.2, 1.43))]  # fmt: skip
+    result = {
+        "bench": "defaults", "model": "lstm", "seeds": 1,
+        "host": {"cpu": "x", "usable_cores": 2, "python": "3.11", "torch": "2.13.0"},
+        "corpus": {"dataset": "t.txt", "name": "t", "sha256": "0" * 64, "chars": 10},
+        "sweep": {"trials": 3, "trial_budget_s": 1800.0, "pruner": "none", "sampler": "grid",
+                  "space": {"model.dropout": [0.2, 0.3, 0.4]}, "best_value": 1.40,
+                  "best_values": {"model.dropout": 0.3}, "best_is_base": True, "trial_rows": rows,
+                  "counts": {"COMPLETE": 3}},
+        "candidates": {"default": {"model.dropout": 0.3}, "chosen": {"model.dropout": 0.3}},
+        "checks": [{**_defaults_check("default", 1800.0, 1.40, 1.40), "source": "sweep trial 1"}],
+    }  # fmt: skip
+    text = render.markdown(result)
+    assert "grid, no pruning, the default of the day one of its points;" in text
+    assert "| 1 (default) | dropout 0.3 | complete |" in text
+    assert "| 0 | dropout 0.4 | complete |" in text and "| 2 | dropout 0.2 | complete |" in text
+    assert "was the default. Then the default trained at each budget" in text
+
+
+def test_the_defaults_check_at_the_trial_budget_is_the_trial_that_trained_the_default():
+    from tests.bench.defaults import default_trial
+
+    grid = [{"number": 0, "values": {"model.dropout": 0.4}},
+            {"number": 1, "values": {"model.dropout": 0.3}}]  # fmt: skip
+    assert default_trial(grid, {"model.dropout": 0.3}) == grid[1]
+    assert default_trial(grid, {"model.dropout": 0.1}) is None
+    based = [{"number": 0, "values": {"optim.lr": 0.003}, "base": True},
+             {"number": 1, "values": {"optim.lr": 0.003}}]  # fmt: skip
+    assert default_trial(based, {"optim.lr": 0.003}) == based[0]
+
+
 def test_a_defaults_candidate_given_with_values_is_labelled_a_candidate_not_a_choice():
     result = {
         "bench": "defaults", "model": "lstm", "seeds": 1, "sweep": None,

@@ -3,22 +3,24 @@ then the current default beside the sweep's choice at several training budgets (
 
     .venv/bin/python tests/bench/defaults.py [--json] [--markdown] [--quick] [--data PATH]
         [--model lstm] [--trial-budget 10m] [--trials 12] [--budgets 2m,10m,30m] [--seeds 1]
-        [--values '{"model.dropout": 0.1, ...}'] [--merge docs/bench/defaults.json]
+        [--values '{"model.dropout": 0.1, ...}'] [--merge saved.json]
         [--space '{"optim.lr": {"log": [0.003, 0.015]}, ...}'] [--sampler grid] [--pruner none]
     .venv/bin/python tests/bench/defaults.py --markdown-from docs/bench/defaults.json
 
 Part 1, unless `--values` gives the candidate: one `seqq sweep --local` over the default spec's
-model.dropout, optim.weight_decay and model.hidden_size, every trial `--trial-budget` of training
-(TPE, ASHA, today's default as trial 0), as a user would run it. Its best trial's values are the
-candidate (today's own, when nothing beat them).
+model.dropout, optim.weight_decay and model.hidden_size (or `--space`), every trial
+`--trial-budget` of training (TPE, ASHA, today's default as trial 0; a grid has no trial 0, but
+may hold today's values as one of its points), as a user would run it. Its best trial's values
+are the candidate (today's own, when nothing beat them).
 
 Part 2: the current default and the candidate each trained (`seqq compare --local`, the same
 seeds) for every budget in `--budgets`; at the trial budget the sweep's own trials are the check
-(its trial 0 is today's default, its best trial the candidate, at the first seed). Per budget and spec: steps, the best validation loss and
-its step, the final validation loss, how much worse the end is than the best (`final - best`:
-the default "ends worse than its best" when this is well above zero), and the test loss of the
-best and of the final weights. The aim is a default whose end is no worse than its best at every
-budget from 2 to 30 minutes, with the best test loss no worse than today's default.
+(the trial that trained today's default and the best trial, at the first seed). Per budget and
+spec: steps, the best validation loss and its step, the final validation loss, how much worse
+the end is than the best (`final - best`: the default "ends worse than its best" when this is
+well above zero), and the test loss of the best and of the final weights. The aim is a default
+whose end is no worse than its best at every budget from 2 to 30 minutes, with the best test
+loss no worse than today's default.
 
 Run it alone: two torch processes on two cores slow each other many times over. With the
 defaults (a 12-trial sweep of 10-minute trials, then two specs at 2, 10 and 30 minutes) it takes
@@ -111,7 +113,7 @@ def run_sweep(
     # At the trial budget the check is the sweep itself: its base trial is today's default and
     # its best trial the chosen values, each a whole run of that budget at the first seed.
     rows = {row["number"]: row for row in record["trials"]}
-    base_row: dict[str, Any] | None = next((r for r in record["trials"] if r.get("base")), None)
+    base_row = default_trial(record["trials"], default_values(list(space), args.quick))
     best_is_base = base_row is not None and base_row["number"] == best["number"]
     pairs = [("default", base_row)] + ([] if best_is_base else [("chosen", rows[best["number"]])])
     trial_checks = [
@@ -135,6 +137,15 @@ def run_sweep(
         ],
         "checks": trial_checks,
     }
+
+
+def default_trial(trials: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any] | None:
+    """The sweep trial that trained today's default: the base trial (try_base), or, in a grid,
+    which has none, the point that draws today's values."""
+    return next(
+        (r for r in trials if r.get("base")),
+        next((r for r in trials if r.get("values") == current), None),
+    )
 
 
 def seconds(duration: str) -> float:

@@ -620,6 +620,12 @@ PRUNERS = {"asha": "ASHA", "median": "median pruning", "none": "no pruning"}
 SAMPLERS = {"tpe": "TPE", "random": "random", "grid": "grid"}
 
 
+def _is_default(trial: dict[str, Any], r: dict[str, Any]) -> bool:
+    """A sweep trial that trained the default of the day: the base trial, or a grid's point
+    that draws the default's values."""
+    return bool(trial.get("base")) or trial.get("values") == r["candidates"]["default"]
+
+
 def render_defaults(r: dict[str, Any]) -> str:
     quick = " QUICK run: not a figure." if r.get("quick") else ""
     model = CELL_NAMES.get(r["model"], r["model"])
@@ -630,6 +636,8 @@ def render_defaults(r: dict[str, Any]) -> str:
         # The default is trial 0 only where the space can draw its values (try_base).
         drawn = any(t.get("base") for t in sweep.get("trial_rows", []))
         base = ", the default of the day as trial 0" if drawn or "trial_rows" not in sweep else ""
+        if not base and any(_is_default(t, r) for t in sweep.get("trial_rows", [])):
+            base = ", the default of the day one of its points"
         counts = ", ".join(
             f"{n} {state.lower()}" for state, n in (sweep["counts"] or {}).items() if n
         )
@@ -644,8 +652,10 @@ def render_defaults(r: dict[str, Any]) -> str:
     else:
         origin = "The candidate values were given (`--values`), not searched."
     seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
+    same = r["candidates"]["default"] == r["candidates"]["chosen"]
+    trained = "the default" if same else f"the default of the day and the {label} values"
     out = [
-        f"{origin} Then the default of the day and the {label} values trained at each budget "
+        f"{origin} Then {trained} trained at each budget "
         f"(`seqq compare --local`, {seeds}; mean ± std over seeds). End - best is the final "
         f"validation loss minus the best one: above zero, the run ends worse than its best. "
         f"Last 10% is validation and test together (nanoGPT's validation split). "
@@ -676,7 +686,7 @@ def render_defaults(r: dict[str, Any]) -> str:
         out.append("\nEvery trial of the sweep, in the order it ran:\n")
         trial_rows = [
             [
-                str(t["number"]) + (" (default)" if t.get("base") else ""),
+                str(t["number"]) + (" (default)" if _is_default(t, r) else ""),
                 _values_text(t["values"]),
                 t["state"].lower(),
                 "" if t.get("steps") is None else f"{t['steps']:,}",
