@@ -510,15 +510,13 @@ def test_a_grid_sweep_marks_the_point_that_draws_the_default_as_the_default():
 
 
 def test_the_defaults_check_at_the_trial_budget_is_the_trial_that_trained_the_default():
-    from tests.bench.defaults import default_trial
-
     grid = [{"number": 0, "values": {"model.dropout": 0.4}},
             {"number": 1, "values": {"model.dropout": 0.3}}]  # fmt: skip
-    assert default_trial(grid, {"model.dropout": 0.3}) == grid[1]
-    assert default_trial(grid, {"model.dropout": 0.1}) is None
+    assert render.default_trial(grid, {"model.dropout": 0.3}) == grid[1]
+    assert render.default_trial(grid, {"model.dropout": 0.1}) is None
     based = [{"number": 0, "values": {"optim.lr": 0.003}, "base": True},
              {"number": 1, "values": {"optim.lr": 0.003}}]  # fmt: skip
-    assert default_trial(based, {"optim.lr": 0.003}) == based[0]
+    assert render.default_trial(based, {"optim.lr": 0.003}) == based[0]
 
 
 def test_a_defaults_candidate_given_with_values_is_labelled_a_candidate_not_a_choice():

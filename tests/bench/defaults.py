@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.bench import common  # noqa: E402
 from tests.bench.quality import run_figures, spreads  # noqa: E402
+from tests.bench.render import default_trial  # noqa: E402
 
 SEQQ = str(Path(sys.executable).parent / "seqq")
 # What the sweep searches: the regularisation the issue names and the size it trades against.
@@ -137,15 +138,6 @@ def run_sweep(
         ],
         "checks": trial_checks,
     }
-
-
-def default_trial(trials: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any] | None:
-    """The sweep trial that trained today's default: the base trial (try_base), or, in a grid,
-    which has none, the point that draws today's values."""
-    return next(
-        (r for r in trials if r.get("base")),
-        next((r for r in trials if r.get("values") == current), None),
-    )
 
 
 def seconds(duration: str) -> float:

@@ -620,10 +620,13 @@ PRUNERS = {"asha": "ASHA", "median": "median pruning", "none": "no pruning"}
 SAMPLERS = {"tpe": "TPE", "random": "random", "grid": "grid"}
 
 
-def _is_default(trial: dict[str, Any], r: dict[str, Any]) -> bool:
-    """A sweep trial that trained the default of the day: the base trial, or a grid's point
-    that draws the default's values."""
-    return bool(trial.get("base")) or trial.get("values") == r["candidates"]["default"]
+def default_trial(trials: list[dict[str, Any]], current: dict[str, Any]) -> dict[str, Any] | None:
+    """The sweep trial that trained the default of the day: the base trial (try_base), or, in a
+    grid, which has none, the point that draws the default's values."""
+    return next(
+        (t for t in trials if t.get("base")),
+        next((t for t in trials if t.get("values") == current), None),
+    )
 
 
 def render_defaults(r: dict[str, Any]) -> str:
@@ -633,11 +636,12 @@ def render_defaults(r: dict[str, Any]) -> str:
     label = "chosen" if sweep else "candidate"  # searched, or given with --values
     if sweep:
         searched = "; ".join(f"{k}: {json.dumps(v)}" for k, v in sweep["space"].items())
-        # The default is trial 0 only where the space can draw its values (try_base).
-        drawn = any(t.get("base") for t in sweep.get("trial_rows", []))
-        base = ", the default of the day as trial 0" if drawn or "trial_rows" not in sweep else ""
-        if not base and any(_is_default(t, r) for t in sweep.get("trial_rows", [])):
-            base = ", the default of the day one of its points"
+        # The default is trial 0 only where the space can draw its values (try_base); a grid
+        # has no trial 0 but may hold the default as one of its points.
+        default_row = default_trial(sweep.get("trial_rows", []), r["candidates"]["default"])
+        base = ", the default of the day as trial 0"
+        if "trial_rows" in sweep and not (default_row and default_row.get("base")):
+            base = ", the default of the day one of its points" if default_row else ""
         counts = ", ".join(
             f"{n} {state.lower()}" for state, n in (sweep["counts"] or {}).items() if n
         )
@@ -686,7 +690,7 @@ def render_defaults(r: dict[str, Any]) -> str:
         out.append("\nEvery trial of the sweep, in the order it ran:\n")
         trial_rows = [
             [
-                str(t["number"]) + (" (default)" if _is_default(t, r) else ""),
+                str(t["number"]) + (" (default)" if t is default_row else ""),
                 _values_text(t["values"]),
                 t["state"].lower(),
                 "" if t.get("steps") is None else f"{t['steps']:,}",
